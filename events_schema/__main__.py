@@ -1,0 +1,62 @@
+"""`python -m events_schema migrate|status|seed|audit`: the database contract's command line.
+
+Failures print one line to stderr and exit non-zero; no tracebacks for expected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from events_schema.db import DatabaseUnavailable
+from events_schema.migrate import MigrationError
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from events_schema.migrate import migrate
+
+    applied = migrate(args.database_url)
+    if not applied:
+        print("database is up to date")
+    for migration in applied:
+        print(f"applied {migration.path.name}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from events_schema.migrate import status
+
+    for entry in status(args.database_url):
+        state = "applied" if entry.applied else "pending"
+        print(f"{state:8} {entry.migration.path.name}  sha256:{entry.migration.checksum}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from events_schema import audit, seed
+
+    parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)
+    parser.add_argument("--database-url", help="SQLAlchemy URL; default: DATABASE_URL / settings")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply pending migrations").set_defaults(run=_migrate)
+    commands.add_parser("status", help="list applied and pending migrations").set_defaults(run=_status)
+    seed_parser = commands.add_parser("seed", help="generate realistic demo events")
+    seed.add_arguments(seed_parser)
+    seed_parser.set_defaults(run=seed.run)
+    audit_parser = commands.add_parser("audit", help="check RLS as PostgREST applies it; rolls back")
+    audit.add_arguments(audit_parser)
+    audit_parser.set_defaults(run=audit.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (DatabaseUnavailable, MigrationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Test databases: one migrated template per run, cloned per test that needs a clean slate.
+
+Runs use the PostgreSQL server that DATABASE_URL (or the default) points at; where none answers,
+an embedded one is started. A missing Redis fails the tests that need it, loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+
+from events_schema.db import conninfo, connect
+from events_schema.migrate import migrate
+from events_schema.settings import STATE_DIR, get_settings
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def _server_url() -> URL:
+    """The server to test against, as an admin URL on its maintenance database."""
+    url = make_url(get_settings().database_url).set(database="postgres")
+    try:
+        psycopg.connect(conninfo(url.render_as_string(hide_password=False)), connect_timeout=3).close()
+        return url
+    except psycopg.OperationalError:
+        from worker.local_services import ensure_postgres
+
+        return make_url(ensure_postgres(STATE_DIR)).set(database="postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> URL:
+    return _server_url()
+
+
+def _create_database(server: URL, name: str, template: str | None = None) -> str:
+    with connect(server.render_as_string(hide_password=False), autocommit=True) as conn:
+        statement = sql.SQL("create database {}").format(sql.Identifier(name))
+        if template:
+            statement = sql.SQL("{} template {}").format(statement, sql.Identifier(template))
+        conn.execute(statement)
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(server: URL, name: str) -> None:
+    with connect(server.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: URL) -> Iterator[str]:
+    """Name of this run's migrated template database."""
+    name = f"events_test_{RUN_ID}_tpl"
+    url = _create_database(pg_server, name)
+    migrate(url)
+    yield name
+    _drop_database(pg_server, name)
+
+
+@pytest.fixture
+def db_url(pg_server: URL, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own (SQLAlchemy URL); dropped afterwards."""
+    name = f"events_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    url = _create_database(pg_server, name, template=template_db)
+    yield url
+    _drop_database(pg_server, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server: URL) -> Iterator[str]:
+    """A fresh database with nothing in it, for migration-runner tests."""
+    name = f"events_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    url = _create_database(pg_server, name)
+    yield url
+    _drop_database(pg_server, name)
+
+
+@pytest.fixture
+def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the project's settings (and child processes) at this test's database."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def admin(db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection as the migrating (owner) role, for arranging test data only."""
+    with connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[psycopg.Connection]:
+    """A connection logged in as `authenticator`, as PostgREST is: RLS applies to what it does."""
+    url = make_url(db_url).set(username="authenticator", password=None)
+    with connect(url.render_as_string(hide_password=False)) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis; a run that needs it and cannot reach it fails here, never skips."""
+    import redis
+
+    url = os.environ.get("REDIS_URL") or get_settings().redis_url
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {url} is not reachable: {exc}")
+    return url
