@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     scan_batch_size: int = Field(5000, gt=0)
 
     # Celery
+    celery_queue: str = "engagement"
     task_soft_time_limit_seconds: int = Field(600, gt=0)
     task_time_limit_seconds: int = Field(660, gt=0)
 

@@ -131,6 +131,12 @@ create trigger note_deleted_activity after delete on public.engagement_events
   referencing old table as old_events
   for each statement execute function public.note_changed_activity();
 
+-- A nudge's `value ->> 'last_active_at'`, spelt one way (UTC, microseconds) so that the same
+-- episode always gives the same key.
+create function public.nudge_episode_time(last_active_at timestamptz) returns text
+language sql immutable parallel safe set search_path = ''
+as $$ select to_char(last_active_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
+
 -- Exactly one nudge per episode (user, rule, last-active-at), whoever writes it and however
 -- often: the scan inserts with ON CONFLICT DO NOTHING against this index.
 create unique index engagement_events_one_nudge_per_episode
@@ -167,6 +173,7 @@ revoke all on table public.engagement_users, public.engagement_last_activity,
   public.nudge_pending, public.nudge_scan_state from public, anon, authenticated, service_role;
 grant select, insert, update, delete on table public.engagement_users,
   public.engagement_last_activity, public.nudge_pending, public.nudge_scan_state to service_role;
+grant execute on function public.nudge_episode_time(timestamptz) to service_role;
 revoke all on function public.sync_engagement_users(), public.note_inserted_activity(),
   public.note_changed_activity(), public.refresh_last_activity(uuid[], text[])
   from public, anon, authenticated;

@@ -1,0 +1,54 @@
+-- The decision for one batch of candidates at as_of, from the event log itself.
+-- Last active = latest counted, non-deleted event at or before as_of, else the sign-up time.
+with facts as (
+  select c.user_id,
+         u.nudges_opt_out,
+         case when u.timezone in (select name from pg_timezone_names) then u.timezone else 'UTC' end
+           as timezone,
+         coalesce(
+           (select e."timestamp"
+              from public.engagement_events e
+             where e.user_id = c.user_id
+               and e."timestamp" <= %(as_of)s
+               and not e.is_deleted
+               and e.event_type <> all (public.engagement_reserved_event_types())
+               and (%(event_types)s::text[] is null or e.event_type = any (%(event_types)s::text[]))
+             order by e."timestamp" desc
+             limit 1),
+           u.signed_up_at) as last_active_at
+  from unnest(%(user_ids)s::uuid[]) as c (user_id)
+  join public.engagement_users u on u.user_id = c.user_id
+),
+judged as (
+  select f.*,
+         (%(as_of)s::timestamptz at time zone f.timezone)::time as local_time
+  from facts f
+)
+select j.user_id,
+       j.last_active_at,
+       j.timezone,
+       j.local_time,
+       case
+         when j.last_active_at > %(cutoff)s then 'not_due'
+         when j.nudges_opt_out then 'opted_out'
+         when exists (
+           select 1 from public.engagement_events n
+            where n.event_type = 'nudge_sent' and n.user_id = j.user_id
+              and n.value ->> 'rule' = %(rule)s
+              and n.value ->> 'last_active_at' = public.nudge_episode_time(j.last_active_at))
+           then 'already_nudged'
+         when exists (
+           select 1 from public.engagement_events n
+            where n.event_type = 'nudge_sent' and n.user_id = j.user_id
+              and n."timestamp" > %(cooldown_start)s and n."timestamp" <= %(as_of)s)
+           then 'cooldown'
+         when %(quiet_enabled)s and case
+             when %(quiet_start)s::time > %(quiet_end)s::time
+               then j.local_time >= %(quiet_start)s::time or j.local_time < %(quiet_end)s::time
+             else j.local_time >= %(quiet_start)s::time and j.local_time < %(quiet_end)s::time
+           end
+           then 'quiet_hours'
+         else 'nudge'
+       end as decision
+from judged j
+order by j.user_id
