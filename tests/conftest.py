@@ -20,6 +20,17 @@ from events_schema.migrate import migrate
 from events_schema.settings import STATE_DIR, get_settings
 
 RUN_ID = uuid.uuid4().hex[:10]
+# Embedded servers the tests start live apart from those of `scripts/run`, and stop with the run.
+TEST_STATE_DIR = STATE_DIR / "tests"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_embedded_servers() -> Iterator[None]:
+    yield
+    if TEST_STATE_DIR.exists():
+        from worker.local_services import stop_all
+
+        stop_all(TEST_STATE_DIR)
 
 
 def _server_url() -> URL:
@@ -31,7 +42,7 @@ def _server_url() -> URL:
     except psycopg.OperationalError:
         from worker.local_services import ensure_postgres
 
-        return make_url(ensure_postgres(STATE_DIR)).set(database="postgres")
+        return make_url(ensure_postgres(TEST_STATE_DIR)).set(database="postgres")
 
 
 @pytest.fixture(scope="session")
@@ -107,12 +118,20 @@ def api(db_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The real Redis; a run that needs it and cannot reach it fails here, never skips."""
+    """The configured Redis; where REDIS_URL is unset and none answers, an embedded one.
+
+    A REDIS_URL that is set but unreachable fails the tests that need it, never skips them.
+    """
     import redis
 
-    url = os.environ.get("REDIS_URL") or get_settings().redis_url
+    configured = os.environ.get("REDIS_URL")
+    url = configured or get_settings().redis_url
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+        return url
     except redis.RedisError as exc:
-        pytest.fail(f"Redis at {url} is not reachable: {exc}")
-    return url
+        if configured:
+            pytest.fail(f"Redis at {url} (REDIS_URL) is not reachable: {exc}")
+    from worker.local_services import ensure_broker
+
+    return ensure_broker(TEST_STATE_DIR)

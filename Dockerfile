@@ -1,0 +1,9 @@
+# Image for the worker, beat and one-shot commands (migrate, scan, import) of docker-compose.yml.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml celeryconfig.py ./
+COPY events_schema ./events_schema
+COPY worker ./worker
+RUN pip install --no-cache-dir . && useradd --system --no-create-home engine
+USER engine
+CMD ["celery", "-A", "worker", "worker", "--loglevel=info"]
