@@ -7,18 +7,35 @@
 create table public.engagement_users (
   user_id uuid primary key references auth.users (id) on delete cascade,
   signed_up_at timestamptz not null,
-  timezone text,
+  timezone text,  -- a name PostgreSQL knows, or NULL for UTC
   nudges_opt_out boolean not null default false
 );
 alter table public.engagement_users enable row level security;
 create index engagement_users_signed_up_at_idx on public.engagement_users (signed_up_at);
+
+-- The user's IANA time zone name if PostgreSQL knows it, else NULL (the engine then uses UTC).
+-- Checked once when the user is written, since pg_timezone_names costs ~100 ms per read.
+create function public.valid_time_zone(tz text) returns text
+language plpgsql stable set search_path = ''
+as $$
+begin
+  -- Names only: POSIX specs such as 'UTC+3' parse too, with the sign inverted.
+  if tz is null or tz !~ '^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$' then
+    return null;
+  end if;
+  perform now() at time zone tz;
+  return tz;
+exception when invalid_parameter_value then
+  return null;
+end
+$$;
 
 create function public.sync_engagement_users() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
   insert into public.engagement_users as u (user_id, signed_up_at, timezone, nudges_opt_out)
-  select id, created_at, raw_user_meta_data ->> 'timezone',
+  select id, created_at, public.valid_time_zone(raw_user_meta_data ->> 'timezone'),
          coalesce(raw_user_meta_data ->> 'nudges_opt_out' = 'true', false)
   from changed_users
   on conflict (user_id) do update
@@ -36,7 +53,7 @@ create trigger sync_engagement_users_on_update after update on auth.users
   for each statement execute function public.sync_engagement_users();
 
 insert into public.engagement_users (user_id, signed_up_at, timezone, nudges_opt_out)
-select id, created_at, raw_user_meta_data ->> 'timezone',
+select id, created_at, public.valid_time_zone(raw_user_meta_data ->> 'timezone'),
        coalesce(raw_user_meta_data ->> 'nudges_opt_out' = 'true', false)
 from auth.users
 on conflict (user_id) do nothing;
@@ -174,6 +191,6 @@ revoke all on table public.engagement_users, public.engagement_last_activity,
 grant select, insert, update, delete on table public.engagement_users,
   public.engagement_last_activity, public.nudge_pending, public.nudge_scan_state to service_role;
 grant execute on function public.nudge_episode_time(timestamptz) to service_role;
-revoke all on function public.sync_engagement_users(), public.note_inserted_activity(),
+revoke all on function public.valid_time_zone(text), public.sync_engagement_users(), public.note_inserted_activity(),
   public.note_changed_activity(), public.refresh_last_activity(uuid[], text[])
   from public, anon, authenticated;

@@ -1,23 +1,23 @@
 -- The decision for one batch of candidates at as_of, from the event log itself.
 -- Last active = latest counted, non-deleted event at or before as_of, else the sign-up time.
-with facts as (
+with facts as materialized (
   select c.user_id,
          u.nudges_opt_out,
-         case when u.timezone in (select name from pg_timezone_names) then u.timezone else 'UTC' end
-           as timezone,
-         coalesce(
-           (select e."timestamp"
-              from public.engagement_events e
-             where e.user_id = c.user_id
-               and e."timestamp" <= %(as_of)s
-               and not e.is_deleted
-               and e.event_type <> all (public.engagement_reserved_event_types())
-               and (%(event_types)s::text[] is null or e.event_type = any (%(event_types)s::text[]))
-             order by e."timestamp" desc
-             limit 1),
-           u.signed_up_at) as last_active_at
+         coalesce(u.timezone, 'UTC') as timezone,
+         coalesce(latest."timestamp", u.signed_up_at) as last_active_at
   from unnest(%(user_ids)s::uuid[]) as c (user_id)
   join public.engagement_users u on u.user_id = c.user_id
+  left join lateral (
+    select e."timestamp"
+      from public.engagement_events e
+     where e.user_id = c.user_id
+       and e."timestamp" <= %(as_of)s
+       and not e.is_deleted
+       and e.event_type <> all (public.engagement_reserved_event_types())
+       and (%(event_types)s::text[] is null or e.event_type = any (%(event_types)s::text[]))
+     order by e."timestamp" desc
+     limit 1
+  ) latest on true
 ),
 judged as (
   select f.*,

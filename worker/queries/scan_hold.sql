@@ -8,3 +8,4 @@ on conflict (rule, user_id) do update
   set last_active_at = excluded.last_active_at,
       reason = excluded.reason,
       since = case when p.last_active_at = excluded.last_active_at then p.since else excluded.since end
+  where (p.last_active_at, p.reason) is distinct from (excluded.last_active_at, excluded.reason)

@@ -1,0 +1,153 @@
+"""Benchmark: the inactivity scan against the `GROUP BY user_id` baseline, on the same data.
+
+Run by hand (never in tests):  .venv/bin/python bench/scan_inactive.py --users 1000000 --events 30
+It creates its own database on the server of DATABASE_URL (default: loopback), fills it with
+set-based SQL, prints timings and ratios against the baseline measured in the same run, and the
+query plans, then drops the database (--keep to keep it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from events_schema.db import connect  # noqa: E402
+from events_schema.migrate import migrate  # noqa: E402
+from events_schema.settings import get_settings  # noqa: E402
+
+FILL_USERS = """
+insert into auth.users (id, created_at, raw_user_meta_data)
+select gen_random_uuid(), %(now)s::timestamptz - interval '60 days' + (random() * interval '29 days'),
+       jsonb_build_object('timezone', (array['UTC','Europe/Berlin','America/New_York','Asia/Tokyo'])[1 + (g %% 4)])
+from generate_series(1, %(n)s) g
+"""
+# Each user is active until a personal "last day", then quiet; a quarter go quiet early.
+FILL_EVENTS = """
+insert into engagement_events (user_id, "timestamp", event_type, value)
+select u.id,
+       u.last_day - (random() * interval '30 days') * (k::float / %(k)s),
+       (array['app_open','app_open','goal_complete','steps_import','coach_message'])[1 + (k %% 5)],
+       '{}'::jsonb
+from (select id, %(now)s::timestamptz - case when random() < 0.25 then random() * interval '20 days'
+                                              else random() * interval '40 hours' end as last_day
+        from auth.users order by id offset %(offset)s limit %(limit)s) u,
+     generate_series(1, %(k)s) k
+"""
+REBUILD_SUMMARY = """
+insert into engagement_last_activity (user_id, event_type, last_at)
+select user_id, event_type, max("timestamp") from engagement_events
+where not is_deleted and event_type <> all (public.engagement_reserved_event_types())
+group by user_id, event_type
+"""
+BASELINE = """
+select count(*) from (
+  select e.user_id from engagement_events e
+  where not e.is_deleted and e.event_type <> all (public.engagement_reserved_event_types())
+    and e."timestamp" <= %(as_of)s
+  group by e.user_id
+  having max(e."timestamp") <= %(cutoff)s
+) due
+"""
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """Median wall time in seconds over `repeat` runs (the first warms the cache)."""
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=30, help="events per user")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    server = make_url(get_settings().database_url)
+    name = f"bench_scan_{uuid.uuid4().hex[:8]}"
+    admin_url = server.set(database="postgres").render_as_string(hide_password=False)
+    url = server.set(database=name).render_as_string(hide_password=False)
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    from worker.scan import run_scan  # settings are read from here on
+
+    try:
+        migrate(url)
+        now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+        with connect(url, autocommit=True) as conn:
+            start = time.perf_counter()
+            conn.execute(FILL_USERS, {"now": now, "n": args.users})
+            # A bulk load: FK and summary triggers off, the summary built once afterwards.
+            conn.execute("set session_replication_role = replica")
+            step = 50_000
+            for offset in range(0, args.users, step):
+                conn.execute(FILL_EVENTS, {"now": now, "k": args.events, "offset": offset, "limit": step})
+                print(f"\rfilling: {min(offset + step, args.users):,}/{args.users:,} users", end="", file=sys.stderr)
+            conn.execute("reset session_replication_role")
+            conn.execute(REBUILD_SUMMARY)
+            conn.execute("vacuum analyze")
+            events = conn.execute("select count(*) from engagement_events").fetchone()[0]
+            print(f"\n{args.users:,} users, {events:,} events, filled in {time.perf_counter() - start:.0f} s")
+
+            cutoff = now - timedelta(hours=48)
+            baseline = timed(lambda: conn.execute(BASELINE, {"as_of": now, "cutoff": cutoff}).fetchone())
+            due = conn.execute(BASELINE, {"as_of": now, "cutoff": cutoff}).fetchone()[0]
+            print(f"baseline GROUP BY user_id over the table: {baseline * 1000:8.0f} ms  ({due:,} due users with activity)")
+
+        full_dry = timed(lambda: run_scan(now, dry_run=True, full=True))
+        first = time.perf_counter()
+        summary = run_scan(now, full=True)
+        first = time.perf_counter() - first
+        print(f"full scan, dry run (decide only):         {full_dry * 1000:8.0f} ms  x{baseline / full_dry:.1f} vs baseline")
+        print(f"full scan writing nudges:                 {first * 1000:8.0f} ms  {summary.log_line()}")
+        increments = []
+        for i in range(1, 5):
+            at = now + timedelta(minutes=15 * i)
+            start = time.perf_counter()
+            s = run_scan(at)
+            increments.append(time.perf_counter() - start)
+            print(f"incremental scan +{15 * i} min:                 {increments[-1] * 1000:8.0f} ms  {s.log_line()}")
+        inc = statistics.median(increments)
+        print(f"incremental (median of 4):                {inc * 1000:8.1f} ms  x{baseline / inc:.0f} vs baseline")
+
+        with connect(url, autocommit=True) as conn:
+            conn.execute("set role service_role")
+            from worker.queries import query
+
+            ids = [r[0] for r in conn.execute("select user_id from engagement_users order by user_id limit 5000")]
+            plan = conn.execute(
+                "explain (analyze, buffers, timing off) " + query("scan_decide"),
+                {"rule": "inactive_48h", "as_of": now, "cutoff": cutoff, "event_types": None,
+                 "cooldown_start": now - timedelta(hours=24), "quiet_enabled": True,
+                 "quiet_start": "22:00", "quiet_end": "08:00", "user_ids": ids},
+            ).fetchall()
+            print("\nEXPLAIN ANALYZE scan_decide.sql, one batch of 5,000 candidates:")
+            print("\n".join(r[0] for r in plan))
+    finally:
+        from worker.database import dispose_engines
+
+        dispose_engines()
+        if not args.keep:
+            with connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'drop database if exists "{name}" with (force)')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

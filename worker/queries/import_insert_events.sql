@@ -1,0 +1,31 @@
+-- One chunk of validated rows, in one round trip: insert those whose user exists, skip ids that
+-- are already there (a re-sent batch), and report who was unknown. Rows that now pass leave the
+-- quarantine (a re-sent or replayed row that was refused before), in the same transaction.
+with input as (
+  select *
+  from unnest(%(positions)s::bigint[], %(ids)s::uuid[], %(user_ids)s::uuid[],
+              %(timestamps)s::timestamptz[], %(event_types)s::text[], %(values)s::jsonb[])
+    as t("position", id, user_id, "timestamp", event_type, value)
+),
+known as (
+  select i.*
+  from input i
+  where exists (select 1 from public.engagement_users u where u.user_id = i.user_id)
+),
+inserted as (
+  insert into public.engagement_events (id, user_id, "timestamp", event_type, value)
+  select id, user_id, "timestamp", event_type, value
+  from known
+  order by id  -- one lock order for importers writing overlapping ids at once
+  on conflict (id) do nothing
+  returning 1
+),
+released as (
+  delete from public.engagement_import_quarantine q
+  using known k
+  where q.batch_id = %(batch_id)s and q."position" = k."position"
+)
+select (select count(*) from inserted) as inserted,
+       array(select i."position" from input i
+             where not exists (select 1 from known k where k."position" = i."position")
+             order by i."position") as unknown_user_positions
