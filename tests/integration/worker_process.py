@@ -1,0 +1,78 @@
+"""Real Celery worker processes for tests: one worker on a queue of its own, ready before use,
+stopped by its pid afterwards, and the `celery` command line run the way an operator runs it.
+
+Every test passes its own queue (e.g. f"test-{uuid4().hex}") in CELERY_QUEUE, so workers of
+other tests, other runs or a running engine never take its tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def celery_env(queue: str, **settings: str) -> dict[str, str]:
+    """This process's environment with the queue and settings (e.g. DATABASE_URL=...) applied."""
+    env = dict(os.environ)
+    env.update({key.upper(): value for key, value in settings.items()})
+    env["CELERY_QUEUE"] = queue
+    return env
+
+
+def celery_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m celery -A worker <args>`, e.g. ["call", "import_events", "--kwargs", "{...}"]."""
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", *args],
+        env=dict(env), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@contextmanager
+def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """A solo-pool worker consuming only `queue`, yielded once it has logged "ready".
+
+    Its log is attached to the error when it does not start, and it is terminated (then killed,
+    if it ignores that) by pid when the block ends.
+    """
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--concurrency=1",
+             "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-l", "info"],
+            env={**env, "CELERY_QUEUE": queue}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_ready(process, log, ready_timeout)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _read(log: IO[bytes]) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if " ready." in _read(log):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode}:\n{_read(log)}")
+        time.sleep(0.1)
+    raise RuntimeError(f"the worker was not ready within {timeout} s:\n{_read(log)}")
