@@ -4,6 +4,8 @@ Loaded by name (`config_from_object("celeryconfig")`) so prefork children import
 CELERY_BROKER_URL / CELERY_RESULT_BACKEND in the environment still override the broker.
 """
 
+from celery.schedules import crontab
+
 from events_schema.settings import get_settings
 
 _settings = get_settings()
@@ -42,5 +44,10 @@ beat_schedule = {
         "task": "scan_inactive",
         "schedule": _settings.reconcile_interval_hours * 3600,
         "kwargs": {"full": True},
+    },
+    # Daily, off-peak (UTC); does nothing while RETENTION_DAYS is unset.
+    "apply-retention": {
+        "task": "apply_retention",
+        "schedule": crontab(hour=3, minute=17),
     },
 }

@@ -38,3 +38,49 @@ def scan_inactive(
     summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full)
     logger.info("scan_inactive %s", summary.log_line())
     return summary.as_dict()
+
+
+@app.task(name="import_events")
+def import_events(
+    batch: list[Any],
+    batch_id: str | None = None,
+    positions: list[int] | None = None,
+    unparsed: list[dict[str, Any]] | None = None,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """Validate a batch of event objects and insert the valid ones once; safe to deliver twice.
+
+    Without `batch_id` the batch's content hash is its id. `positions` and `unparsed` are for
+    senders that split a file (`python -m worker import --enqueue`); `now` (ISO-8601 with offset)
+    is for tests. Returns {"inserted", "duplicates", "rejected", "errors": [{"index", "error"}]}.
+    """
+    from worker.importer import import_batch
+
+    summary = import_batch(
+        batch, batch_id=batch_id, positions=positions, unparsed=unparsed,
+        now=parse_instant(now) if now else None,
+    )
+    logger.info("import_events %s", summary.log_line())
+    return summary.as_dict()
+
+
+@app.task(name="apply_retention")
+def apply_retention(as_of: str | None = None) -> dict[str, Any]:
+    """Soft-delete events older than RETENTION_DAYS at `as_of` (default now); a no-op when unset."""
+    from worker import retention
+
+    summary = retention.apply_retention(parse_instant(as_of))
+    logger.info("apply_retention %s", summary)
+    return summary
+
+
+@app.task(name="forget_user")
+def forget_user(user_id: str) -> dict[str, Any]:
+    """Soft-delete all of one user's events and drop their quarantined input; safe to re-run."""
+    from uuid import UUID
+
+    from worker import retention
+
+    summary = retention.forget_user(UUID(user_id))
+    logger.info("forget_user %s", summary)
+    return summary

@@ -1,16 +1,10 @@
--- One chunk of validated rows, in one round trip: insert those whose user exists, skip ids that
--- are already there (a re-sent batch), and report who was unknown. Rows that now pass leave the
+-- The staged chunk, in one statement: insert the rows whose user exists, skip ids that are
+-- already there (a re-sent batch), and report who was unknown. Rows that now pass leave the
 -- quarantine (a re-sent or replayed row that was refused before), in the same transaction.
-with input as (
-  select *
-  from unnest(%(positions)s::bigint[], %(ids)s::uuid[], %(user_ids)s::uuid[],
-              %(timestamps)s::timestamptz[], %(event_types)s::text[], %(values)s::jsonb[])
-    as t("position", id, user_id, "timestamp", event_type, value)
-),
-known as (
-  select i.*
-  from input i
-  where exists (select 1 from public.engagement_users u where u.user_id = i.user_id)
+with known as (
+  select s.*
+  from pg_temp.import_stage s
+  where exists (select 1 from public.engagement_users u where u.user_id = s.user_id)
 ),
 inserted as (
   insert into public.engagement_events (id, user_id, "timestamp", event_type, value)
@@ -26,6 +20,6 @@ released as (
   where q.batch_id = %(batch_id)s and q."position" = k."position"
 )
 select (select count(*) from inserted) as inserted,
-       array(select i."position" from input i
-             where not exists (select 1 from known k where k."position" = i."position")
-             order by i."position") as unknown_user_positions
+       array(select s."position" from pg_temp.import_stage s
+             where not exists (select 1 from public.engagement_users u where u.user_id = s.user_id)
+             order by s."position") as unknown_user_positions

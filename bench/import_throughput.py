@@ -1,0 +1,178 @@
+"""Benchmark: `python -m worker import` of an NDJSON file against a plain COPY of the same rows.
+
+Run by hand (never in tests):  .venv/bin/python bench/import_throughput.py --events 1000000
+It creates its own database on the server of DATABASE_URL (default: loopback) with --users
+users, writes the events as NDJSON and, for the baseline, the same rows (same ids) as COPY text,
+then measures, each into an empty table:
+  1. plain COPY into an identical table: the same columns, defaults, checks, indexes (GIN and
+     partial ones included) and the foreign key to auth.users, but no triggers;
+  2. the same with the event table's insert triggers attached (last activity, live feed);
+  3. the CLI into engagement_events itself (validation, ids, ON CONFLICT, the unknown-user check,
+     triggers), run as a subprocess so its peak memory (max RSS) is its own.
+It prints events/s and ratios, then drops the database (--keep to keep it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from events_schema.db import connect  # noqa: E402
+from events_schema.migrate import migrate  # noqa: E402
+from events_schema.settings import get_settings  # noqa: E402
+from worker.import_rows import derive_event_id  # noqa: E402
+
+BATCH_ID = "bench"
+# The kinds of events a wearable/app sync sends, with plausible payloads.
+KINDS = [
+    ("app_open", lambda r: {}),
+    ("app_open", lambda r: {"screen": r.choice(["home", "goals", "coach"])}),
+    ("steps_import", lambda r: {"steps": r.randrange(200, 20000), "source": r.choice(["fitbit", "apple_health", "garmin"])}),
+    ("goal_complete", lambda r: {"goal": r.choice(["walk_10k", "sleep_8h", "water_2l"]), "streak": r.randrange(1, 60)}),
+    ("coach_message", lambda r: {"message_id": r.randrange(1, 10**9), "read": r.random() < 0.7}),
+]
+COPY_COLUMNS = 'id, user_id, "timestamp", event_type, value, is_deleted'
+# The event table's own insert triggers (whatever the migrations define), to copy onto a twin.
+INSERT_TRIGGERS = """
+select pg_get_triggerdef(oid) from pg_trigger
+where tgrelid = 'public.engagement_events'::regclass and not tgisinternal and tgtype & 4 <> 0
+order by tgname
+"""
+# What those triggers write besides the events, emptied before the CLI's turn.
+TRIGGER_OUTPUTS = """
+select string_agg(format('%I.%I', schemaname, tablename), ', ') from pg_tables
+where schemaname = 'public' and tablename in ('engagement_last_activity', 'engagement_event_feed')
+"""
+
+
+def copy_text(value: str) -> str:
+    """A field in COPY's text format."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def write_inputs(folder: Path, users: list[str], count: int, now: datetime) -> tuple[Path, Path]:
+    """The NDJSON file for the CLI and the same rows, with the ids the CLI derives, for COPY."""
+    rng = random.Random(42)
+    ndjson, tsv = folder / "events.ndjson", folder / "events.tsv"
+    with ndjson.open("w") as events, tsv.open("w") as rows:
+        for line in range(1, count + 1):
+            event_type, payload = rng.choice(KINDS)
+            stamp = (now - timedelta(seconds=rng.randrange(30 * 86400))).strftime("%Y-%m-%dT%H:%M:%SZ")
+            user, value = rng.choice(users), json.dumps(payload(rng), separators=(",", ":"))
+            events.write(f'{{"user_id":"{user}","event_type":"{event_type}","timestamp":"{stamp}","value":{value}}}\n')
+            rows.write(f"{derive_event_id(BATCH_ID, line)}\t{user}\t{stamp}\t{event_type}\t{copy_text(value)}\tf\n")
+    return ndjson, tsv
+
+
+def copy_into(url: str, table: str, tsv: Path) -> float:
+    """Seconds to COPY the file into `table` from this client, in one transaction."""
+    with connect(url) as conn:
+        start = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(f"copy {table} ({COPY_COLUMNS}) from stdin") as copy, tsv.open("rb") as source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                copy.write(block)
+        conn.commit()
+        return time.perf_counter() - start
+
+
+def checkpoint(url: str) -> None:
+    """Start each measurement with no pending checkpoint work from the previous one."""
+    with connect(url, autocommit=True) as conn:
+        conn.execute("checkpoint")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    server = make_url(get_settings().database_url)
+    name = f"bench_import_{uuid.uuid4().hex[:8]}"
+    admin_url = server.set(database="postgres").render_as_string(hide_password=False)
+    url = server.set(database=name).render_as_string(hide_password=False)
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        migrate(url)
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        with connect(url, autocommit=True) as conn:
+            users = [str(r[0]) for r in conn.execute(
+                "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id",
+                (args.users,))]
+            # The identical empty tables: LIKE ... INCLUDING ALL copies columns, defaults, checks
+            # and indexes; the foreign key is added by hand; triggers are never copied.
+            for table in ("bench_copy", "bench_copy_triggers"):
+                conn.execute(f"create table {table} (like public.engagement_events including all)")
+                conn.execute(f"alter table {table} add foreign key (user_id) references auth.users (id) on delete cascade")
+            triggers = conn.execute(INSERT_TRIGGERS).fetchall()
+            for (definition,) in triggers:
+                conn.execute(definition.replace(" ON public.engagement_events ", " ON bench_copy_triggers "))
+
+        with tempfile.TemporaryDirectory(prefix="bench_import_") as folder:
+            start = time.perf_counter()
+            ndjson, tsv = write_inputs(Path(folder), users, args.events, now)
+            size_mb = ndjson.stat().st_size / 1e6
+            print(f"{args.events:,} events for {args.users:,} users: {size_mb:,.0f} MB of NDJSON "
+                  f"(written in {time.perf_counter() - start:.0f} s)")
+
+            checkpoint(url)
+            plain = copy_into(url, "bench_copy", tsv)
+            checkpoint(url)
+            with_triggers = copy_into(url, "bench_copy_triggers", tsv)
+            # The triggers wrote activity and feed rows for the baseline's events: start clean.
+            with connect(url, autocommit=True) as conn:
+                conn.execute(f"truncate {conn.execute(TRIGGER_OUTPUTS).fetchone()[0]}")
+            checkpoint(url)
+
+            start = time.perf_counter()
+            cli = subprocess.run(
+                [sys.executable, "-m", "worker", "import", str(ndjson), "--batch-id", BATCH_ID, "--json"],
+                env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True,
+            )
+            imported = time.perf_counter() - start
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if cli.returncode != 0:
+            print(f"the import failed ({cli.returncode}):\n{cli.stdout}{cli.stderr}", file=sys.stderr)
+            return 1
+        summary = json.loads(cli.stdout)
+        with connect(url, autocommit=True) as conn:
+            same = conn.execute(
+                "select (select count(*) from engagement_events) = (select count(*) from bench_copy)"
+                " and not exists (select id from engagement_events except select id from bench_copy)").fetchone()[0]
+
+        rate = args.events / imported
+        print(f"plain COPY, identical table (columns, checks, indexes, FK; no triggers): "
+              f"{plain:6.1f} s {args.events / plain:10,.0f} events/s")
+        print(f"plain COPY, identical table with its {len(triggers)} insert triggers:                 "
+              f"{with_triggers:6.1f} s {args.events / with_triggers:10,.0f} events/s")
+        print(f"python -m worker import into engagement_events:                         "
+              f"{imported:6.1f} s {rate:10,.0f} events/s  "
+              f"(inserted {summary['inserted']:,}, duplicates {summary['duplicates']:,}, rejected {summary['rejected']:,})")
+        print(f"import / plain COPY: {rate / (args.events / plain):.2f} (COPY {imported / plain:.1f}x faster); "
+              f"import / COPY with triggers: {rate / (args.events / with_triggers):.2f}")
+        print(f"CLI peak memory (max RSS): {peak_mb:,.0f} MB; same rows and ids as the COPY: {same}")
+    finally:
+        if not args.keep:
+            with connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'drop database if exists "{name}" with (force)')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
