@@ -16,12 +16,13 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import kombu.exceptions
 import psycopg
 import sqlalchemy.exc
 
+from events_schema.progress import Progress
 from events_schema.settings import get_settings
 from worker.import_sources import FORMATS, ImportFileError, Row, file_content_id, read_rows
 from worker.importer import ImportSummary, chunks, import_rows, replay_rejected
@@ -51,35 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-class ProgressBar:
-    """One line on stderr, redrawn at most ten times a second, and only on a terminal."""
-
-    def __init__(self, total_bytes: int, stream: TextIO = sys.stderr) -> None:
-        self.total = max(total_bytes, 1)
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.started = time.monotonic()
-        self.drawn_at = 0.0
-
-    def update(self, done_bytes: int, rows: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.drawn_at < 0.1:
-            return
-        self.drawn_at = now
-        share = min(done_bytes / self.total, 1.0)
-        bar = "#" * int(share * 30)
-        rate = rows / max(now - self.started, 1e-9)
-        self.stream.write(f"\r[{bar:<30}] {share:4.0%} {rows:,} rows {rate:,.0f} rows/s ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.drawn_at:
-            self.stream.write("\r" + " " * 79 + "\r")
-            self.stream.flush()
+def _rows_note(total: ImportSummary) -> str:
+    return f"{total.inserted + total.duplicates + total.rejected:,} rows"
 
 
 def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float,
-             progress: ProgressBar, done_bytes: Any) -> ImportSummary:
+             progress: Progress, done_bytes: Any) -> ImportSummary:
     """Send chunks to `import_events` and add up their summaries, a few batches in flight."""
     from worker.tasks import import_events
 
@@ -99,7 +77,7 @@ def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float
         in_flight.popleft()
         total.merge(ImportSummary.from_dict(outcome))
         result.forget()
-        progress.update(done_bytes(), total.inserted + total.duplicates + total.rejected)
+        progress.update(done_bytes(), _rows_note(total))
 
     try:
         for chunk in chunks(rows, batch_size):
@@ -190,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _usage_error(f"cannot read {args.path}: {exc.strerror or exc}")
     with stream:
-        progress = ProgressBar(args.path.stat().st_size)
+        progress = Progress(args.path.stat().st_size, "importing bytes")
         rows = read_rows(stream, fmt, max_line_bytes)
         try:
             if args.enqueue:
@@ -198,8 +176,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 summary = import_rows(
                     rows, batch_id, chunk_size=batch_size,
-                    on_chunk=lambda total: progress.update(
-                        stream.tell(), total.inserted + total.duplicates + total.rejected),
+                    on_chunk=lambda total: progress.update(stream.tell(), _rows_note(total)),
                 )
         except ImportFileError as exc:
             return _usage_error(f"{args.path}: {exc}")

@@ -57,6 +57,7 @@ PG_SETTINGS = {
 }
 START_TIMEOUT = 30
 VALKEY_STOP_TIMEOUT = 5.0
+PORT_RELEASE_WAIT = 3.0
 WATCH_INTERVAL = 1.0
 # Where `python -m worker.local_services` resolves, for the watchdog's working folder.
 IMPORT_ROOT = Path(__file__).resolve().parent.parent
@@ -216,8 +217,13 @@ def _port_free(port: int) -> bool:
 
 
 def _choose_port(port_file: Path) -> int:
-    """The recorded port while it is free, so URLs stay the same across restarts; else a new one."""
+    """The recorded port while it is free, so URLs stay the same across restarts; else a new one.
+
+    A server that was just killed may hold its port a moment longer: wait briefly for it."""
     port = _read_int(port_file)
+    deadline = time.monotonic() + PORT_RELEASE_WAIT
+    while port is not None and not _port_free(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if port is None or not _port_free(port):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

@@ -42,7 +42,7 @@ create policy "Users can read their own events that are not deleted"
   on public.engagement_events for select to authenticated
   using ((select auth.uid()) = user_id and not is_deleted);
 
-create policy "Users can log their own events, not in the future and not of a reserved type"
+create policy "Users can log own events, not future-dated, not reserved types"
   on public.engagement_events for insert to authenticated
   with check (
     (select auth.uid()) = user_id

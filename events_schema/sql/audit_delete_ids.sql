@@ -1,0 +1,1 @@
+delete from public.engagement_events where id = any(%(ids)s::uuid[]) returning id

@@ -1,0 +1,1 @@
+select id from public.engagement_events where id = any(%(ids)s::uuid[])
