@@ -139,15 +139,27 @@ def test_watchdog_stops_servers_when_launcher_is_killed(state_dir: Path) -> None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only as root do the servers run as another user")
-def test_unreachable_state_folder_is_one_line_error(state_dir: Path) -> None:
+def test_private_state_folder_opens_nothing_up(state_dir: Path) -> None:
+    """A state folder the service user cannot reach (a checkout under /root, a 0700 CI folder):
+    the servers get folders of their own under RUNTIME_ROOT, and no parent is loosened."""
+    if os.geteuid() != 0:
+        pytest.skip("only root runs the servers as another user")
     private = state_dir / "private"
     private.mkdir(mode=0o700)
-    result = subprocess.run(
-        [sys.executable, "-m", "worker.local_services", "up", "--state-dir", str(private / "state")],
-        capture_output=True, text=True, cwd=state_dir, timeout=60,
-        env={k: v for k, v in os.environ.items() if k.upper() not in ("DATABASE_URL", "REDIS_URL")},
-    )
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "out of reach for user" in result.stderr, result.stderr
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700, "a parent folder was opened up"
+    inner = private / "state"
+    env = {k: v for k, v in os.environ.items() if k.upper() not in ("DATABASE_URL", "REDIS_URL")}
+    try:
+        up = subprocess.run(
+            [sys.executable, "-m", "worker.local_services", "up", "--state-dir", str(inner)],
+            capture_output=True, text=True, cwd=state_dir, timeout=60, env=env,
+        )
+        assert up.returncode == 0, up.stderr
+        urls = dict(line.split("=", 1) for line in up.stdout.split())
+        assert ls.postgres_answers(urls["DATABASE_URL"]) and ls.broker_answers(urls["REDIS_URL"])
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700, "a parent folder was opened up"
+        home = ls._server_home(inner, ls.service_account())
+        assert home.parent == ls.RUNTIME_ROOT / "servers" and (home / "postgres" / "PG_VERSION").exists()
+    finally:
+        ls.stop_all(inner)
+        shutil.rmtree(ls._server_home(inner, ls.service_account()))
+    assert not ls.postgres_answers(urls["DATABASE_URL"]) and not ls.broker_answers(urls["REDIS_URL"])
