@@ -23,17 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy.engine import make_url  # noqa: E402
-
 from events_schema.db import connect  # noqa: E402
-from events_schema.migrate import migrate  # noqa: E402
-from events_schema.settings import get_settings  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 from worker.import_rows import derive_event_id  # noqa: E402
 
 BATCH_ID = "bench"
@@ -102,14 +98,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    server = make_url(get_settings().database_url)
-    name = f"bench_import_{uuid.uuid4().hex[:8]}"
-    admin_url = server.set(database="postgres").render_as_string(hide_password=False)
-    url = server.set(database=name).render_as_string(hide_password=False)
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        migrate(url)
+    with scratch_database("bench_import", keep=args.keep) as url:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         with connect(url, autocommit=True) as conn:
             users = [str(r[0]) for r in conn.execute(
@@ -167,10 +156,6 @@ def main() -> int:
         print(f"import / plain COPY: {rate / (args.events / plain):.2f} (COPY {imported / plain:.1f}x faster); "
               f"import / COPY with triggers: {rate / (args.events / with_triggers):.2f}")
         print(f"CLI peak memory (max RSS): {peak_mb:,.0f} MB; same rows and ids as the COPY: {same}")
-    finally:
-        if not args.keep:
-            with connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{name}" with (force)')
     return 0
 
 

@@ -13,17 +13,14 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy.engine import make_url  # noqa: E402
-
 from events_schema.db import connect  # noqa: E402
-from events_schema.migrate import migrate  # noqa: E402
 from events_schema.settings import get_settings  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 FILL_USERS = """
 insert into auth.users (id, created_at, raw_user_meta_data)
@@ -77,18 +74,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    server = make_url(get_settings().database_url)
-    name = f"bench_scan_{uuid.uuid4().hex[:8]}"
-    admin_url = server.set(database="postgres").render_as_string(hide_password=False)
-    url = server.set(database=name).render_as_string(hide_password=False)
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    from worker.scan import run_scan  # settings are read from here on
+    with scratch_database("bench_scan", keep=args.keep) as url:
+        os.environ["DATABASE_URL"] = url
+        get_settings.cache_clear()
+        from worker.database import dispose_engines
+        from worker.scan import run_scan  # settings are read from here on
 
-    try:
-        migrate(url)
         now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
         with connect(url, autocommit=True) as conn:
             start = time.perf_counter()
@@ -139,13 +130,7 @@ def main() -> int:
             ).fetchall()
             print("\nEXPLAIN ANALYZE scan_decide.sql, one batch of 5,000 candidates:")
             print("\n".join(r[0] for r in plan))
-    finally:
-        from worker.database import dispose_engines
-
         dispose_engines()
-        if not args.keep:
-            with connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{name}" with (force)')
     return 0
 
 
