@@ -1,0 +1,274 @@
+"""Live feed benchmark: commit-to-consumer latency, and what the feed costs writers.
+
+Run by hand (not part of the tests):
+
+    python bench/feed_latency.py [--seconds 30] [--rates 100 1000] [--writers 4]
+
+Latency: writer processes insert single-event transactions at a sustained rate (paced, each its
+own connection, as the service role); one consumer process subscribes to the feed (worker/feed.py)
+and stamps each event on arrival. Reported: commit-to-consumer (writer's commit acknowledged ->
+consumer has the event; can be slightly negative, the consumer may be told first) and
+send-to-consumer (insert sent -> consumer has it), p50/p95/p99/max, plus lost and repeated events.
+
+Writer cost: unpaced writers, in alternating rounds with the feed trigger disabled, enabled, and
+enabled with a consumer reading on the same machine; one event per bare statement (the cheapest
+write, so the feed's largest share), one event per PostgREST-style request with RLS (the app),
+1000 events per statement (an import). Reported per configuration: median throughput, the median
+of its ratio to "no feed" in the same round (slow drifts of background load cancel), and, when
+the server is local, the writers' server backends' CPU per event.
+
+Creates its own database on the server of DATABASE_URL (default: postgres@127.0.0.1:5432) and
+drops it at the end; touches nothing else. Other activity on the machine shows in the figures:
+run it on a quiet one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import statistics
+import time
+import uuid
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import make_url
+
+from events_schema.db import connect
+from events_schema.migrate import migrate
+from events_schema.postgrest import claims_for, request
+from worker.feed import Feed
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+INSERT = "insert into engagement_events (id, user_id, event_type, value) values (%s, %s, 'app_open', %s)"
+BULK_INSERT = """
+insert into engagement_events (user_id, event_type, "timestamp", value)
+select u, 'steps_import', now() - (g || ' minutes')::interval, jsonb_build_object('steps', g, 'source', 'bench')
+from unnest(%s::uuid[]) with ordinality as t(u, g)
+"""
+TRIGGER = "engagement_feed_note_inserts"
+
+
+def _writer_connection(url: str) -> Any:
+    """Writes as the service role: one statement per event, the cheapest path, so the feed's
+    share of the cost is the largest it can be."""
+    conn = connect(url, autocommit=True)
+    conn.execute("set role service_role")
+    return conn
+
+
+def paced_writer(url: str, users: list[str], rate: float, offset: float, seconds: float,
+                 barrier: Any, out: Any) -> None:
+    """Inserts at `rate` per second once every process is ready; reports (id, sent, acked)."""
+    rng = random.Random()
+    records = []
+    with _writer_connection(url) as conn:
+        barrier.wait()
+        start = time.monotonic() + offset
+        k = 0
+        while True:
+            due = start + k / rate
+            if due >= start + seconds:
+                break
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            event_id = uuid.uuid4()
+            sent = time.monotonic()
+            conn.execute(INSERT, (event_id, rng.choice(users), Jsonb({"k": k})))
+            records.append((str(event_id), sent, time.monotonic()))
+            k += 1
+    out.put(records)
+
+
+def consumer(url: str, ready: Any, stop: Any, out: Any) -> None:
+    """Subscribes from now and stamps every event on arrival, until told to stop and drained."""
+    received = []
+    with Feed(url).subscribe() as subscription:
+        ready.set()
+        while not stop.is_set():
+            batch = subscription.next_batch(timeout=0.1)
+            now = time.monotonic()
+            received += [(str(event.id), now) for event in batch]
+        while batch := subscription.next_batch(timeout=1.0):
+            received += [(str(event.id), time.monotonic()) for event in batch]
+    out.put(received)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time of a local process (a server backend), or None where /proc cannot tell."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def unpaced_writer(url: str, users: list[str], commands: Any, barrier: Any, out: Any) -> None:
+    """Runs (seconds, workload) commands: as many inserts as it can, starting with the others.
+
+    Workloads: "single" (one event per autocommit statement, service role), "api" (one event per
+    PostgREST-style request: the user's role and claims, RLS checks the insert), "bulk" (1000
+    events per statement, as an import). Reports (events, its server backend's CPU seconds or
+    None, its own CPU seconds) per command.
+    """
+    rng = random.Random()
+    with _writer_connection(url) as conn:
+        backend = conn.info.backend_pid
+        for seconds, workload in iter(commands.get, None):
+            if workload != "bulk":
+                barrier.wait()
+            server, client = _cpu_seconds(backend), time.process_time()
+            count = 0
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if workload == "bulk":
+                    conn.execute(BULK_INSERT, ([rng.choice(users) for _ in range(1000)],))
+                    count += 1000
+                    continue
+                user = rng.choice(users)
+                if workload == "api":
+                    with request(conn, "authenticated", claims_for("authenticated", user)):
+                        conn.execute(INSERT, (uuid.uuid4(), user, Jsonb({"k": count})))
+                else:
+                    conn.execute(INSERT, (uuid.uuid4(), user, Jsonb({"k": count})))
+                count += 1
+            after = _cpu_seconds(backend)
+            out.put((count, None if server is None or after is None else after - server,
+                     time.process_time() - client))
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1] * 1000}
+
+
+def measure_latency(ctx: Any, url: str, users: list[str], rate: float, seconds: float, writers: int) -> None:
+    out, ready, stop = ctx.Queue(), ctx.Event(), ctx.Event()
+    reader = ctx.Process(target=consumer, args=(url, ready, stop, out))
+    reader.start()
+    ready.wait(60)
+    barrier = ctx.Barrier(writers)
+    procs = [ctx.Process(target=paced_writer, args=(url, users, rate / writers, i / rate, seconds, barrier, out))
+             for i in range(writers)]
+    for proc in procs:
+        proc.start()
+    written: dict[str, tuple[float, float]] = {}
+    for _ in procs:
+        written.update({event_id: (sent, acked) for event_id, sent, acked in out.get()})
+    for proc in procs:
+        proc.join()
+    time.sleep(0.5)
+    stop.set()
+    received = out.get()
+    reader.join()
+    arrivals = dict(received)
+    lost = len(set(written) - set(arrivals))
+    repeated = len(received) - len(arrivals)
+    commit = [arrivals[i] - acked for i, (_, acked) in written.items() if i in arrivals]
+    send = [arrivals[i] - sent for i, (sent, _) in written.items() if i in arrivals]
+    c, s = _percentiles(commit), _percentiles(send)
+    print(f"  {rate:>6.0f} ev/s target, {len(written) / seconds:>6.0f} achieved, {len(written)} events, "
+          f"lost {lost}, repeated {repeated}")
+    print("          commit->consumer ms: " + "  ".join(f"{k} {v:7.2f}" for k, v in c.items()))
+    print("          send->consumer   ms: " + "  ".join(f"{k} {v:7.2f}" for k, v in s.items()))
+
+
+def measure_throughput(ctx: Any, url: str, users: list[str], seconds: float, writers: int, rounds: int) -> None:
+    """Alternating rounds per workload; long-lived writer processes, a consumer only when asked."""
+    configs = ("no feed", "feed trigger", "feed + consumer")
+    workloads = (("single-event statements", "single"), ("single-event API requests (RLS)", "api"),
+                 ("1000-event statements", "bulk"))
+    rates: dict[tuple[str, str], list[float]] = {}
+    server_cpu: dict[tuple[str, str], list[float]] = {}
+    out, barrier = ctx.Queue(), ctx.Barrier(writers)
+    commands = [ctx.Queue() for _ in range(writers)]
+    pool = [ctx.Process(target=unpaced_writer, args=(url, users, commands[i], barrier, out)) for i in range(writers)]
+    for proc in pool:
+        proc.start()
+    with connect(url, autocommit=True) as owner:
+        for round_no in range(rounds):
+            for workload, mode in workloads:
+                for config in configs[round_no % 3:] + configs[:round_no % 3]:  # rotate the order
+                    owner.execute(sql.SQL("alter table engagement_events {} trigger {}").format(
+                        sql.SQL("disable" if config == "no feed" else "enable"), sql.Identifier(TRIGGER)))
+                    owner.execute("checkpoint")
+                    ready, stop, arrivals = ctx.Event(), ctx.Event(), ctx.Queue()
+                    reader = None
+                    if config == "feed + consumer":
+                        reader = ctx.Process(target=consumer, args=(url, ready, stop, arrivals))
+                        reader.start()
+                        ready.wait(60)
+                    active = commands[:1] if mode == "bulk" else commands
+                    for queue in active:
+                        queue.put((seconds, mode))
+                    reports = [out.get() for _ in active]
+                    if reader is not None:
+                        stop.set()
+                        arrivals.get()
+                        reader.join()
+                    events = sum(count for count, _, _ in reports)
+                    rates.setdefault((workload, config), []).append(events / seconds)
+                    if all(cpu is not None for _, cpu, _ in reports):
+                        server_cpu.setdefault((workload, config), []).append(
+                            sum(cpu for _, cpu, _ in reports) / events * 1e6)
+        owner.execute(sql.SQL("alter table engagement_events enable trigger {}").format(sql.Identifier(TRIGGER)))
+    for queue in commands:
+        queue.put(None)
+    for proc in pool:
+        proc.join()
+    for workload, mode in workloads:
+        print(f"  {workload} ({1 if mode == 'bulk' else writers} writer{'' if mode == 'bulk' else 's'}):")
+        base = rates[(workload, "no feed")]
+        for config in configs:
+            runs = rates[(workload, config)]
+            paired = sorted(r / b for r, b in zip(runs, base))  # same round: drifting load cancels
+            cpu = server_cpu.get((workload, config))
+            print(f"    {config:<16} median {statistics.median(runs):>7.0f} ev/s  same-round ratio median "
+                  f"{statistics.median(paired):5.3f} (range {paired[0]:.2f}-{paired[-1]:.2f})"
+                  + (f"  server CPU {statistics.median(cpu):5.1f} us/event" if cpu else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30, help="per latency run (default 30)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[100, 1000], help="events/s (default 100 1000)")
+    parser.add_argument("--writers", type=int, default=4, help="writer processes (default 4)")
+    parser.add_argument("--throughput-seconds", type=float, default=5, help="per throughput round (default 5)")
+    parser.add_argument("--rounds", type=int, default=6, help="throughput rounds (default 6)")
+    args = parser.parse_args(argv)
+
+    server = make_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    admin_url = server.set(database="postgres").render_as_string(hide_password=False)
+    name = f"feed_bench_{uuid.uuid4().hex[:8]}"
+    url = server.set(database=name).render_as_string(hide_password=False)
+    ctx = mp.get_context("spawn")
+    with connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        version = admin.execute("show server_version").fetchone()[0]
+    try:
+        migrate(url)
+        with connect(url, autocommit=True) as conn:
+            users = [str(row[0]) for row in conn.execute(
+                "insert into auth.users (email) select 'bench' || g || '@example.com'"
+                " from generate_series(1, 1000) g returning id")]
+        print(f"PostgreSQL {version}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+              f"database {name}, {args.writers} writer processes")
+        print(f"commit-to-consumer latency, {args.seconds:.0f} s per rate:")
+        for rate in args.rates:
+            measure_latency(ctx, url, users, rate, args.seconds, args.writers)
+        print(f"insert throughput, {args.rounds} alternating rounds of {args.throughput_seconds:.0f} s:")
+        measure_throughput(ctx, url, users, args.throughput_seconds, args.writers, args.rounds)
+    finally:
+        with connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
