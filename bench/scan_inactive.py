@@ -125,7 +125,7 @@ def main() -> int:
             plan = conn.execute(
                 "explain (analyze, buffers, timing off) " + query("scan_decide"),
                 {"rule": "inactive_48h", "as_of": now, "cutoff": cutoff, "event_types": None,
-                 "cooldown_start": now - timedelta(hours=24), "quiet_enabled": True,
+                 "cooldown": timedelta(hours=24), "quiet_enabled": True,
                  "quiet_start": "22:00", "quiet_end": "08:00", "user_ids": ids},
             ).fetchall()
             print("\nEXPLAIN ANALYZE scan_decide.sql, one batch of 5,000 candidates:")

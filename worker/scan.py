@@ -47,6 +47,7 @@ class Decision:
     timezone: str
     local_time: time
     decision: str
+    hold_until: datetime | None  # held: when the hold (quiet hours, cool-down) ends
 
 
 @dataclass
@@ -171,7 +172,7 @@ def _scan_rule(
         "cutoff": as_of - threshold,
         "threshold_hours": rule.threshold_hours,
         "event_types": rule.event_types,
-        "cooldown_start": as_of - timedelta(hours=settings.nudge_cooldown_hours),
+        "cooldown": timedelta(hours=settings.nudge_cooldown_hours),
         "quiet_enabled": settings.quiet_hours_enabled,
         "quiet_start": settings.quiet_hours_start,
         "quiet_end": settings.quiet_hours_end,
@@ -280,6 +281,7 @@ def _apply(
                 "user_ids": [d.user_id for d in held],
                 "last_active_ats": [d.last_active_at for d in held],
                 "reasons": [d.decision for d in held],
+                "hold_untils": [d.hold_until for d in held],
             },
         )
     if settled:

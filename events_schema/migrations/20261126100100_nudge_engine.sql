@@ -164,16 +164,19 @@ create index engagement_events_nudges_idx
   on public.engagement_events (user_id, "timestamp" desc)
   where event_type = 'nudge_sent';
 
--- Users who were due but held (quiet hours, cool-down): the next incremental scan re-examines them.
+-- Users who were due but held (quiet hours, cool-down): the first incremental scan at or after
+-- `hold_until` (the end of their quiet hours, of their cool-down) examines them again.
 create table public.nudge_pending (
   rule text not null,
   user_id uuid not null references auth.users (id) on delete cascade,
   last_active_at timestamptz not null,
   reason text not null,
   since timestamptz not null,
+  hold_until timestamptz not null,
   primary key (rule, user_id)
 );
 alter table public.nudge_pending enable row level security;
+create index nudge_pending_rule_hold_until_idx on public.nudge_pending (rule, hold_until);
 
 -- Per rule, the instant the last scan covered: the next scan only looks at who crossed since.
 create table public.nudge_scan_state (

@@ -102,7 +102,9 @@ def test_back_dated_import_after_a_nudge_waits_for_the_cool_down(admin: psycopg.
     held = scan_at("2026-03-04T10:30:00", full=True)
     assert held.totals()["nudged"] == 0
     assert held.totals()["skipped"]["cooldown"] == 1
-    assert scan_at("2026-03-05T09:59:59").totals()["skipped"]["cooldown"] == 1
+    [(reason, hold_until)] = admin.execute("select reason, hold_until from nudge_pending").fetchall()
+    assert (reason, hold_until) == ("cooldown", at("2026-03-05T10:00:00"))
+    assert scan_at("2026-03-05T09:59:59").totals()["nudged"] == 0  # held: not even examined
     after = scan_at("2026-03-05T10:00:00")  # 24 h after the first nudge
     assert after.totals()["nudged"] == 1
     assert len(nudges(admin, user)) == 2
@@ -124,7 +126,11 @@ def test_quiet_hours_hold_the_nudge_until_eight_local(
     add_event(admin, user, last_active)
     first = scan_at(held_at)
     assert first.totals()["skipped"]["quiet_hours"] == 1 and nudges(admin) == []
-    assert scan_at(still_held_at).totals()["skipped"]["quiet_hours"] == 1
+    [(hold_until,)] = admin.execute("select hold_until from nudge_pending").fetchall()
+    assert hold_until == at(released_at)  # 08:00 local
+    # Incremental scans leave a held user alone until the hold ends.
+    assert scan_at(still_held_at).totals()["examined"] == 0
+    assert scan_at(still_held_at, full=True).totals()["skipped"]["quiet_hours"] == 1
     released = scan_at(released_at)
     assert released.rules[0].mode == "incremental"
     assert released.totals()["nudged"] == 1

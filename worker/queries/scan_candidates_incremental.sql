@@ -1,6 +1,7 @@
 -- Who may have become due since the previous scan of this rule: activity (of the rule's types)
--- or sign-up that crossed the threshold in (window_start, cutoff], plus the users held back
--- last time (quiet hours, cool-down). Cost grows with those users, not with events or users.
+-- or sign-up that crossed the threshold in (window_start, cutoff], plus the held-back users
+-- whose hold (quiet hours, cool-down) has ended. Cost grows with those users, not with the
+-- number of events or of users.
 insert into scan_candidates (user_id)
 select a.user_id
 from public.engagement_last_activity a
@@ -13,4 +14,4 @@ where u.signed_up_at > %(window_start)s and u.signed_up_at <= %(cutoff)s
 union
 select p.user_id
 from public.nudge_pending p
-where p.rule = %(rule)s
+where p.rule = %(rule)s and p.hold_until <= %(as_of)s
