@@ -119,6 +119,7 @@ def main() -> int:
 
         with connect(url, autocommit=True) as conn:
             conn.execute("set role service_role")
+            conn.execute("set jit = off")  # as the scan runs it
             from worker.queries import query
 
             ids = [r[0] for r in conn.execute("select user_id from engagement_users order by user_id limit 5000")]
