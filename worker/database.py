@@ -23,7 +23,7 @@ def get_engine(url: str | None = None) -> Engine:
     """One pooled engine per URL, created on first use in this process."""
     url = url or get_settings().database_url
     if url not in _engines:
-        _engines[url] = make_engine(url, pool_size=2, max_overflow=4)
+        _engines[url] = make_engine(url, pool_size=2, max_overflow=8)
     return _engines[url]
 
 
