@@ -57,31 +57,16 @@ grant select, delete on table public.engagement_event_feed to service_role;
 -- The payload is empty (consumers read the feed itself); identical notifications in one
 -- transaction fold into one; a statement that wrote nothing (ON CONFLICT DO NOTHING, as the nudge
 -- scan inserts) wakes nobody. worker/queries/feed_wait_*.sql use the same key.
-create function public.engagement_feed_note_inserts() returns trigger
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  logged bigint;
-begin
-  insert into public.engagement_event_feed (event_id, op) select id, 'insert' from inserted_events;
-  get diagnostics logged = row_count;
-  if logged > 0
-     and not pg_try_advisory_xact_lock_shared(hashtextextended('public.engagement_event_feed', 0)) then
-    perform pg_notify('engagement_event_feed', '');
-  end if;
-  return null;
-end
-$$;
-
 -- Updates (soft deletes, corrections by the service) are delivered as `update` with the row as
 -- it is when read; a user's consumer never receives a soft-deleted row (the RLS above).
-create function public.engagement_feed_note_updates() returns trigger
+create function public.engagement_feed_note_changes() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 declare
   logged bigint;
 begin
-  insert into public.engagement_event_feed (event_id, op) select id, 'update' from updated_events;
+  insert into public.engagement_event_feed (event_id, op)
+  select id, lower(tg_op) from changed_events;
   get diagnostics logged = row_count;
   if logged > 0
      and not pg_try_advisory_xact_lock_shared(hashtextextended('public.engagement_event_feed', 0)) then
@@ -92,11 +77,10 @@ end
 $$;
 
 create trigger engagement_feed_note_inserts after insert on public.engagement_events
-  referencing new table as inserted_events
-  for each statement execute function public.engagement_feed_note_inserts();
+  referencing new table as changed_events
+  for each statement execute function public.engagement_feed_note_changes();
 create trigger engagement_feed_note_updates after update on public.engagement_events
-  referencing new table as updated_events
-  for each statement execute function public.engagement_feed_note_updates();
+  referencing new table as changed_events
+  for each statement execute function public.engagement_feed_note_changes();
 
-revoke all on function public.engagement_feed_note_inserts(), public.engagement_feed_note_updates()
-  from public, anon, authenticated;
+revoke all on function public.engagement_feed_note_changes() from public, anon, authenticated;
