@@ -24,7 +24,7 @@ import redis
 from sqlalchemy.engine import make_url
 
 from events_schema.db import conninfo
-from worker import local_services as ls
+from worker import embedded_runtime, local_services as ls
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def _pids(state_dir: Path) -> tuple[int, int]:
 
 def _assert_gone(pids: tuple[int, ...], urls: tuple[str, ...]) -> None:
     for pid in pids:
-        assert ls.command_line(pid) is None, f"process {pid} still runs"
+        assert embedded_runtime.command_line(pid) is None, f"process {pid} still runs"
     for url in urls:
         assert not _port_open(url), f"{url} still accepts connections"
 
@@ -132,7 +132,7 @@ def test_watchdog_stops_servers_when_launcher_is_killed(state_dir: Path) -> None
         launcher.wait()
 
     deadline = time.monotonic() + 15
-    while any(ls.command_line(pid) is not None for pid in pids) and time.monotonic() < deadline:
+    while any(embedded_runtime.command_line(pid) is not None for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     _assert_gone(pids, (urls["DATABASE_URL"], urls["REDIS_URL"]))
     assert not (state_dir / "services.env").exists()
@@ -157,9 +157,9 @@ def test_private_state_folder_opens_nothing_up(state_dir: Path) -> None:
         urls = dict(line.split("=", 1) for line in up.stdout.split())
         assert ls.postgres_answers(urls["DATABASE_URL"]) and ls.broker_answers(urls["REDIS_URL"])
         assert stat.S_IMODE(private.stat().st_mode) == 0o700, "a parent folder was opened up"
-        home = ls._server_home(inner, ls.service_account())
-        assert home.parent == ls.RUNTIME_ROOT / "servers" and (home / "postgres" / "PG_VERSION").exists()
+        home = embedded_runtime._server_home(inner, embedded_runtime.service_account())
+        assert home.parent == embedded_runtime.RUNTIME_ROOT / "servers" and (home / "postgres" / "PG_VERSION").exists()
     finally:
         ls.stop_all(inner)
-        shutil.rmtree(ls._server_home(inner, ls.service_account()))
+        shutil.rmtree(embedded_runtime._server_home(inner, embedded_runtime.service_account()))
     assert not ls.postgres_answers(urls["DATABASE_URL"]) and not ls.broker_answers(urls["REDIS_URL"])
