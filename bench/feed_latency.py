@@ -10,15 +10,16 @@ and stamps each event on arrival. Reported: commit-to-consumer (writer's commit 
 consumer has the event; can be slightly negative, the consumer may be told first) and
 send-to-consumer (insert sent -> consumer has it), p50/p95/p99/max, plus lost and repeated events.
 
-Writer cost: unpaced writers, in alternating rounds with the feed trigger disabled, enabled, and
-enabled with a consumer reading on the same machine; one event per bare statement (the cheapest
+Writer cost: unpaced writers, in alternating rounds against two databases: one without the feed
+(the migrations, then the feed's column, index and triggers removed), one with it, and the latter
+again with a consumer reading on the same machine; one event per bare statement (the cheapest
 write, so the feed's largest share), one event per PostgREST-style request with RLS (the app),
 1000 events per statement (an import). Reported per configuration: median throughput, the median
 of its ratio to "no feed" in the same round (slow drifts of background load cancel), and, when
 the server is local, the writers' server backends' CPU per event.
 
-Creates its own database on the server of DATABASE_URL (default: postgres@127.0.0.1:5432) and
-drops it at the end; touches nothing else. Other activity on the machine shows in the figures:
+Creates its own databases on the server of DATABASE_URL (default: postgres@127.0.0.1:5432) and
+drops them at the end; touches nothing else. Other activity on the machine shows in the figures:
 run it on a quiet one.
 """
 
@@ -29,27 +30,36 @@ import multiprocessing as mp
 import os
 import random
 import statistics
+import sys
 import time
 import uuid
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
-from psycopg import sql
 from psycopg.types.json import Jsonb
-from sqlalchemy.engine import make_url
 
-from events_schema.db import connect
-from events_schema.migrate import migrate
-from events_schema.postgrest import claims_for, request
-from worker.feed import Feed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from events_schema.db import connect  # noqa: E402
+from events_schema.postgrest import claims_for, request  # noqa: E402
+from scratch import scratch_database  # noqa: E402
+from worker.feed import Feed  # noqa: E402
+
+# The schema as it would be without the feed (20261126100400 undone): no column, index, triggers.
+WITHOUT_FEED = """
+drop trigger engagement_feed_stamp_updates on engagement_events;
+drop trigger engagement_feed_wake_after_inserts on engagement_events;
+drop trigger engagement_feed_wake_after_updates on engagement_events;
+alter table engagement_events drop column feed_xid;
+"""
+USERS = "insert into auth.users (email) select 'bench' || g || '@example.com' from generate_series(1, 1000) g returning id"
 INSERT = "insert into engagement_events (id, user_id, event_type, value) values (%s, %s, 'app_open', %s)"
 BULK_INSERT = """
 insert into engagement_events (user_id, event_type, "timestamp", value)
 select u, 'steps_import', now() - (g || ' minutes')::interval, jsonb_build_object('steps', g, 'source', 'bench')
 from unnest(%s::uuid[]) with ordinality as t(u, g)
 """
-TRIGGER = "engagement_feed_note_inserts"
 
 
 def _writer_connection(url: str) -> Any:
@@ -107,8 +117,9 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def unpaced_writer(url: str, users: list[str], commands: Any, barrier: Any, out: Any) -> None:
-    """Runs (seconds, workload) commands: as many inserts as it can, starting with the others.
+def unpaced_writer(databases: dict[str, tuple[str, list[str]]], commands: Any, barrier: Any, out: Any) -> None:
+    """Runs (seconds, workload, database) commands: as many inserts as it can, starting with the
+    others. `databases` maps a name to (url, user ids); one connection to each, kept throughout.
 
     Workloads: "single" (one event per autocommit statement, service role), "api" (one event per
     PostgREST-style request: the user's role and claims, RLS checks the insert), "bulk" (1000
@@ -116,9 +127,11 @@ def unpaced_writer(url: str, users: list[str], commands: Any, barrier: Any, out:
     None, its own CPU seconds) per command.
     """
     rng = random.Random()
-    with _writer_connection(url) as conn:
-        backend = conn.info.backend_pid
-        for seconds, workload in iter(commands.get, None):
+    with ExitStack() as stack:
+        conns = {name: stack.enter_context(_writer_connection(url)) for name, (url, _) in databases.items()}
+        for seconds, workload, name in iter(commands.get, None):
+            conn, users = conns[name], databases[name][1]
+            backend = conn.info.backend_pid
             if workload != "bulk":
                 barrier.wait()
             server, client = _cpu_seconds(backend), time.process_time()
@@ -179,45 +192,46 @@ def measure_latency(ctx: Any, url: str, users: list[str], rate: float, seconds: 
     print("          send->consumer   ms: " + "  ".join(f"{k} {v:7.2f}" for k, v in s.items()))
 
 
-def measure_throughput(ctx: Any, url: str, users: list[str], seconds: float, writers: int, rounds: int) -> None:
+def measure_throughput(ctx: Any, databases: dict[str, tuple[str, list[str]]], seconds: float, writers: int,
+                       rounds: int) -> None:
     """Alternating rounds per workload; long-lived writer processes, a consumer only when asked."""
-    configs = ("no feed", "feed trigger", "feed + consumer")
+    configs = {"no feed": "without", "feed": "with", "feed + consumer": "with"}
+    order = list(configs)
     workloads = (("single-event statements", "single"), ("single-event API requests (RLS)", "api"),
                  ("1000-event statements", "bulk"))
     rates: dict[tuple[str, str], list[float]] = {}
     server_cpu: dict[tuple[str, str], list[float]] = {}
     out, barrier = ctx.Queue(), ctx.Barrier(writers)
     commands = [ctx.Queue() for _ in range(writers)]
-    pool = [ctx.Process(target=unpaced_writer, args=(url, users, commands[i], barrier, out)) for i in range(writers)]
+    pool = [ctx.Process(target=unpaced_writer, args=(databases, commands[i], barrier, out)) for i in range(writers)]
     for proc in pool:
         proc.start()
-    with connect(url, autocommit=True) as owner:
-        for round_no in range(rounds):
-            for workload, mode in workloads:
-                for config in configs[round_no % 3:] + configs[:round_no % 3]:  # rotate the order
-                    owner.execute(sql.SQL("alter table engagement_events {} trigger {}").format(
-                        sql.SQL("disable" if config == "no feed" else "enable"), sql.Identifier(TRIGGER)))
+    for round_no in range(rounds):
+        for workload, mode in workloads:
+            for config in order[round_no % 3:] + order[:round_no % 3]:  # rotate the order
+                name = configs[config]
+                url = databases[name][0]
+                with connect(url, autocommit=True) as owner:
                     owner.execute("checkpoint")
-                    ready, stop, arrivals = ctx.Event(), ctx.Event(), ctx.Queue()
-                    reader = None
-                    if config == "feed + consumer":
-                        reader = ctx.Process(target=consumer, args=(url, ready, stop, arrivals))
-                        reader.start()
-                        ready.wait(60)
-                    active = commands[:1] if mode == "bulk" else commands
-                    for queue in active:
-                        queue.put((seconds, mode))
-                    reports = [out.get() for _ in active]
-                    if reader is not None:
-                        stop.set()
-                        arrivals.get()
-                        reader.join()
-                    events = sum(count for count, _, _ in reports)
-                    rates.setdefault((workload, config), []).append(events / seconds)
-                    if all(cpu is not None for _, cpu, _ in reports):
-                        server_cpu.setdefault((workload, config), []).append(
-                            sum(cpu for _, cpu, _ in reports) / events * 1e6)
-        owner.execute(sql.SQL("alter table engagement_events enable trigger {}").format(sql.Identifier(TRIGGER)))
+                ready, stop, arrivals = ctx.Event(), ctx.Event(), ctx.Queue()
+                reader = None
+                if config == "feed + consumer":
+                    reader = ctx.Process(target=consumer, args=(url, ready, stop, arrivals))
+                    reader.start()
+                    ready.wait(60)
+                active = commands[:1] if mode == "bulk" else commands
+                for queue in active:
+                    queue.put((seconds, mode, name))
+                reports = [out.get() for _ in active]
+                if reader is not None:
+                    stop.set()
+                    arrivals.get()
+                    reader.join()
+                events = sum(count for count, _, _ in reports)
+                rates.setdefault((workload, config), []).append(events / seconds)
+                if all(cpu is not None for _, cpu, _ in reports):
+                    server_cpu.setdefault((workload, config), []).append(
+                        sum(cpu for _, cpu, _ in reports) / events * 1e6)
     for queue in commands:
         queue.put(None)
     for proc in pool:
@@ -225,13 +239,18 @@ def measure_throughput(ctx: Any, url: str, users: list[str], seconds: float, wri
     for workload, mode in workloads:
         print(f"  {workload} ({1 if mode == 'bulk' else writers} writer{'' if mode == 'bulk' else 's'}):")
         base = rates[(workload, "no feed")]
-        for config in configs:
+        for config in order:
             runs = rates[(workload, config)]
             paired = sorted(r / b for r, b in zip(runs, base))  # same round: drifting load cancels
             cpu = server_cpu.get((workload, config))
             print(f"    {config:<16} median {statistics.median(runs):>7.0f} ev/s  same-round ratio median "
                   f"{statistics.median(paired):5.3f} (range {paired[0]:.2f}-{paired[-1]:.2f})"
                   + (f"  server CPU {statistics.median(cpu):5.1f} us/event" if cpu else ""))
+
+
+def _users(url: str) -> list[str]:
+    with connect(url, autocommit=True) as conn:
+        return [str(row[0]) for row in conn.execute(USERS)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,30 +262,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="throughput rounds (default 6)")
     args = parser.parse_args(argv)
 
-    server = make_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
-    admin_url = server.set(database="postgres").render_as_string(hide_password=False)
-    name = f"feed_bench_{uuid.uuid4().hex[:8]}"
-    url = server.set(database=name).render_as_string(hide_password=False)
     ctx = mp.get_context("spawn")
-    with connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        version = admin.execute("show server_version").fetchone()[0]
-    try:
-        migrate(url)
+    with scratch_database("feed_bench") as url, scratch_database("feed_bench_off") as url_off:
+        with connect(url_off, autocommit=True) as conn:
+            conn.execute(WITHOUT_FEED)
         with connect(url, autocommit=True) as conn:
-            users = [str(row[0]) for row in conn.execute(
-                "insert into auth.users (email) select 'bench' || g || '@example.com'"
-                " from generate_series(1, 1000) g returning id")]
+            version = conn.execute("show server_version").fetchone()[0]
+        databases = {"with": (url, _users(url)), "without": (url_off, _users(url_off))}
         print(f"PostgreSQL {version}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
-              f"database {name}, {args.writers} writer processes")
+              f"{args.writers} writer processes")
         print(f"commit-to-consumer latency, {args.seconds:.0f} s per rate:")
         for rate in args.rates:
-            measure_latency(ctx, url, users, rate, args.seconds, args.writers)
+            measure_latency(ctx, url, databases["with"][1], rate, args.seconds, args.writers)
         print(f"insert throughput, {args.rounds} alternating rounds of {args.throughput_seconds:.0f} s:")
-        measure_throughput(ctx, url, users, args.throughput_seconds, args.writers, args.rounds)
-    finally:
-        with connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        measure_throughput(ctx, databases, args.throughput_seconds, args.writers, args.rounds)
     return 0
 
 

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _text_line(event: FeedEvent) -> str:
     deleted = "  (deleted)" if event.is_deleted else ""
     value = json.dumps(event.value, separators=(",", ":"), sort_keys=True)
-    return (f"{event.timestamp.isoformat()}  {event.op:<6}  {event.event_type}  "
+    return (f"{event.timestamp.isoformat()}  {event.event_type}  "
             f"user={event.user_id}  {value}{deleted}")
 
 

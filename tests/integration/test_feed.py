@@ -6,9 +6,11 @@ must lose nothing, repeat nothing, and show a user only what RLS lets them read.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from uuid import UUID
 
 import psycopg
@@ -17,6 +19,7 @@ from psycopg import errors
 from sqlalchemy.engine import make_url
 
 from events_schema.db import connect
+from events_schema.migrate import discover, migrate
 from events_schema.postgrest import claims_for, request
 from worker.feed import BEGINNING, CHANNEL, Cursor, Feed, FeedError, FeedEvent, Snapshot, Subscription
 from worker.queries import query
@@ -62,16 +65,22 @@ def test_cursor_round_trips_and_garbage_is_refused() -> None:
     cursors = [
         Cursor(Snapshot(1, 1)),
         Cursor(Snapshot(7_000_000_123, 7_000_000_140, (7_000_000_123, 7_000_000_131))),
-        Cursor(Snapshot(900, 950, (900, 907)), Snapshot(905, 990, (905, 960)), (907, 12)),
-        Cursor(Snapshot(900, 950), Snapshot(950, 951), (0, 0)),
+        Cursor(Snapshot(900, 950, (900, 907)), Snapshot(905, 990, (905, 960)),
+               (907, UUID("0b7f3c1e-5a2d-4c6e-9f10-23456789abcd"))),
+        Cursor(Snapshot(900, 950), Snapshot(950, 951), (0, UUID(int=0))),
+        Cursor(Snapshot(900, 950), Snapshot(950, 951), (899, UUID(int=2**128 - 1))),
     ]
     for cursor in cursors:
         text = cursor.encode()
         assert text.isascii() and text.startswith("A") and " " not in text
         assert Cursor.decode(text) == cursor
-    for garbage in ("", "hello", "B" + cursors[2].encode()[1:], cursors[2].encode() + "AA", "%%%"):
+    for garbage in ("", "hello", "B" + cursors[2].encode()[1:], cursors[2].encode() + "AA",
+                    cursors[2].encode()[:-3], "%%%"):
         with pytest.raises(FeedError, match="not a feed cursor"):
             Cursor.decode(garbage)
+    # Cursors of the dropped log table (version 1) are refused with a way forward, not misread.
+    with pytest.raises(FeedError, match="fresh cursor"):
+        Cursor.decode("AQAAAA")
 
 
 def test_a_consumer_receives_an_insert_when_it_commits(db_url: str, admin: psycopg.Connection) -> None:
@@ -85,8 +94,8 @@ def test_a_consumer_receives_an_insert_when_it_commits(db_url: str, admin: psyco
         started = time.monotonic()
         [event] = subscription.next_batch(timeout=10)
         assert time.monotonic() - started < 5
-    assert (event.op, event.id, event.user_id, event.event_type, event.value, event.is_deleted) == (
-        "insert", event_id, user, "goal_complete", {"n": 1}, False)
+    assert (event.id, event.user_id, event.event_type, event.value, event.is_deleted) == (
+        event_id, user, "goal_complete", {"n": 1}, False)
     assert event.timestamp.utcoffset().total_seconds() == 0
 
 
@@ -161,25 +170,27 @@ def test_a_user_consumer_receives_exactly_what_rls_lets_the_user_read(
         assert set(ids) == expected
         assert {event.user_id for event in received[user]} == {user}
         assert not any(event.is_deleted for event in received[user])
-        assert {event.op for event in received[user]} == {"insert"}
 
 
-def test_the_feed_table_shows_users_only_entries_of_events_they_can_read(
+def test_writers_cannot_choose_a_rows_feed_position(
     db_url: str, admin: psycopg.Connection, api: psycopg.Connection
 ) -> None:
-    mine, theirs = _users(admin, 2)
-    kept = _insert(admin, mine, n=2)
-    deleted = _insert(admin, mine, n=1)
-    admin.execute("update engagement_events set is_deleted = true where id = any(%s)", (deleted,))
-    _insert(admin, theirs, n=3)
-    with request(api, "authenticated", claims_for("authenticated", mine)):
-        visible = api.execute("select distinct event_id from engagement_event_feed").fetchall()
-    assert {row[0] for row in visible} == set(kept)
-    for role, claims in (("anon", None), ("authenticated", claims_for("authenticated", mine))):
-        with pytest.raises(errors.InsufficientPrivilege), request(api, role, claims):
-            api.execute("insert into engagement_event_feed (event_id, op) values (%s, 'insert')", (kept[0],))
-    with pytest.raises(errors.InsufficientPrivilege), request(api, "anon"):
-        api.execute("select 1 from engagement_event_feed")
+    """A client that set feed_xid could hide its row from consumers, or have it delivered again."""
+    [user] = _users(admin, 1)
+    claims = claims_for("authenticated", user)
+    with pytest.raises(errors.InsufficientPrivilege), request(api, "authenticated", claims):
+        api.execute("insert into engagement_events (user_id, event_type, feed_xid) values (%s, 'app_open', '5')",
+                    (user,))
+    with pytest.raises(errors.InsufficientPrivilege), request(api, "service_role"):
+        api.execute("update engagement_events set feed_xid = '5'")
+    with request(api, "authenticated", claims):
+        api.execute("insert into engagement_events (user_id, event_type) values (%s, 'app_open')", (user,))
+        written = api.execute("select feed_xid::text, pg_current_xact_id()::text from engagement_events").fetchone()
+    assert written[0] == written[1], "stamped with the writing transaction"
+    with request(api, "service_role"):
+        api.execute("update engagement_events set is_deleted = true")
+        moved = api.execute("select feed_xid::text, pg_current_xact_id()::text from engagement_events").fetchone()
+    assert moved[0] == moved[1] != written[0], "an update moves the row to the updating transaction"
 
 
 def test_resuming_after_a_stop_delivers_every_event_exactly_once(db_url: str, admin: psycopg.Connection) -> None:
@@ -198,7 +209,7 @@ def test_resuming_after_a_stop_delivers_every_event_exactly_once(db_url: str, ad
         early_xid = long_running.execute("select pg_current_xact_id()::text::bigint").fetchone()[0]
         others = _insert(admin, users[2], n=3, age="30 days") + _insert(admin, users[2], n=4)
         xids = admin.execute(
-            "select distinct xid::text::bigint from engagement_event_feed where event_id = any(%s)",
+            "select distinct feed_xid::text::bigint from engagement_events where id = any(%s)",
             (others,)).fetchall()
         assert min(row[0] for row in xids) > early_xid, "a position-based cursor would now skip it"
 
@@ -234,11 +245,40 @@ def test_resuming_after_a_stop_delivers_every_event_exactly_once(db_url: str, ad
 def test_from_the_beginning_and_updates_for_the_service_role(db_url: str, admin: psycopg.Connection) -> None:
     [user] = _users(admin, 1)
     [old] = _insert(admin, user, age="400 days")
-    admin.execute("update engagement_events set is_deleted = true where id = %s", (old,))
+    with Feed(db_url).subscribe() as live:
+        admin.execute("update engagement_events set is_deleted = true where id = %s", (old,))
+        [update] = _collect(live, 1)
+        assert live.next_batch(timeout=0.3) == []
+    assert (update.id, update.is_deleted) == (old, True), "a soft delete is delivered to the service"
     with Feed(db_url).subscribe(since=BEGINNING) as subscription:
-        events = _collect(subscription, 2)
-    assert [(event.op, event.id, event.is_deleted) for event in events] == [
-        ("insert", old, True), ("update", old, True)]
+        [event] = _collect(subscription, 1)
+        assert subscription.next_batch(timeout=0.3) == []
+    assert (event.id, event.is_deleted) == (old, True), "once, as the row is now"
+
+
+def test_events_from_before_the_feed_moved_onto_the_table_are_delivered_from_the_beginning(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """An upgrade from the log-table feed: rows written before it are history, not news."""
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for migration in discover():
+        if migration.version < "20261126100400":
+            shutil.copy(migration.path, directory)
+    migrate(empty_db_url, directory)
+    with connect(empty_db_url, autocommit=True) as admin:
+        [user] = _users(admin, 1)
+        before = set(_insert(admin, user, n=3))
+        migrate(empty_db_url)
+        assert {row[0] for row in admin.execute("select distinct feed_xid::text from engagement_events")} == {"1"}
+        with Feed(empty_db_url).subscribe() as live:
+            after = set(_insert(admin, user, n=2))
+            assert set(_ids(_collect(live, 2))) == after
+            assert live.next_batch(timeout=0.3) == []
+        with Feed(empty_db_url).subscribe(since=BEGINNING) as everything:
+            got = _ids(_collect(everything, 5))
+            assert everything.next_batch(timeout=0.3) == []
+    assert got[:3] == sorted(before) and set(got[3:]) == after
 
 
 def test_a_cursor_from_another_database_history_is_refused(db_url: str) -> None:
@@ -256,7 +296,6 @@ def test_engagement_events_is_published_for_realtime_with_a_usable_replica_ident
         " join pg_publication_tables t on t.pubname = p.pubname"
         " where p.pubname = 'supabase_realtime' and t.schemaname = 'public'").fetchall()
     assert (True, "engagement_events") in published
-    assert all(table != "engagement_event_feed" for _, table in published)
     # Realtime streams INSERTs from the new row; DEFAULT identity (the primary key) is enough.
     identity, has_primary_key = admin.execute(
         "select c.relreplident, exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)"

@@ -69,8 +69,8 @@ def test_tail_prints_json_lines_exits_0_on_ctrl_c_and_resumes(db_url: str, admin
     _insert(admin, user, "app_open")
     wanted = _insert(admin, user, "goal_complete")
     printed = json.loads(tail.line())
-    assert (printed["id"], printed["event_type"], printed["user_id"], printed["op"]) == (
-        str(wanted), "goal_complete", str(user), "insert")
+    assert (printed["id"], printed["event_type"], printed["user_id"], printed["is_deleted"]) == (
+        str(wanted), "goal_complete", str(user), False)
     assert printed["value"] == {"k": 1} and printed["timestamp"].endswith("+00:00")
     status, stderr = tail.interrupt()
     assert status == 0

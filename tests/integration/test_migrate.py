@@ -48,6 +48,7 @@ def test_engagement_events_columns(admin: psycopg.Connection) -> None:
         ("event_type", "text", "NO", None),
         ("value", "jsonb", "NO", "'{}'::jsonb"),
         ("is_deleted", "boolean", "NO", "false"),
+        ("feed_xid", "xid8", "NO", "pg_current_xact_id()"),
     ]
     fk = admin.execute(
         "select confrelid::regclass::text, confdeltype from pg_constraint "
@@ -63,6 +64,7 @@ def test_engagement_events_indexes(admin: psycopg.Connection) -> None:
     assert "USING btree (id)" in definitions["engagement_events_pkey"]
     assert "USING btree (user_id, \"timestamp\" DESC)" in definitions["engagement_events_user_id_timestamp_idx"]
     assert "USING gin (value jsonb_path_ops)" in definitions["engagement_events_value_idx"]
+    assert "USING btree (feed_xid, id)" in definitions["engagement_events_feed_idx"]
 
 
 def test_rls_is_enabled_on_every_public_table(admin: psycopg.Connection) -> None:
@@ -95,8 +97,15 @@ def test_grants(admin: psycopg.Connection) -> None:
     for table in public_tables(admin):
         assert granted("anon", table) == set(), table
         assert granted("authenticated", table) <= {"SELECT", "INSERT"}, table
-    assert granted("authenticated", "engagement_events") == {"SELECT", "INSERT"}
-    assert granted("service_role", "engagement_events") == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+    assert granted("authenticated", "engagement_events") == {"SELECT"}
+    assert granted("service_role", "engagement_events") == {"SELECT", "DELETE"}
+    # Writes are granted per column: the feed's position is the database's to set.
+    written = {"id", "user_id", "timestamp", "event_type", "value", "is_deleted"}
+    for role, privilege, columns in (("authenticated", "INSERT", written), ("authenticated", "UPDATE", set()),
+                                     ("service_role", "INSERT", written), ("service_role", "UPDATE", written - {"id"})):
+        assert {c for c in written | {"feed_xid"} if admin.execute(
+            "select has_column_privilege(%s, 'public.engagement_events', %s, %s)", (role, c, privilege)
+        ).fetchone()[0]} == columns, (role, privilege)
 
 
 def test_every_table_users_can_read_has_a_policy_for_them(admin: psycopg.Connection) -> None:
