@@ -4,7 +4,8 @@ Why not LISTEN/NOTIFY alone: notifications carry at most 8000 bytes, are lost wh
 listens, and each notifying commit takes a cluster-wide lock. Why not logical decoding: it needs
 wal_level=logical (and a restart) and a slot that retains WAL while its consumer is away.
 Instead, every row of engagement_events carries the id of the transaction that last wrote it
-(`feed_xid`, events_schema/migrations/20261126100400_feed_on_the_events_table.sql), and a
+(`feed_xid`, with `feed_seq` to order a transaction's rows; see
+events_schema/migrations/20261126100400_feed_on_the_events_table.sql), and a
 consumer's cursor is a transaction snapshot: it has received exactly the rows of the transactions
 that snapshot sees as committed (PgQ's technique). Each fetch takes a new snapshot and reads the
 rows of the transactions committed in between, so a transaction that began early and commits late
@@ -75,54 +76,52 @@ class Snapshot:
 class Cursor:
     """Where a consumer stands: it has every row of the transactions `base` sees as committed,
     plus, while it is part-way through the transactions committed between `base` and `target`,
-    those of them up to the row `after` = (feed_xid, id)."""
+    those of them up to the row at `after` = (feed_xid, feed_seq)."""
 
     base: Snapshot
     target: Snapshot | None = None
-    after: tuple[int, UUID] = (0, UUID(int=0))
+    after: tuple[int, int] = (0, 0)
 
     def encode(self) -> str:
-        """Opaque, printable and shell-safe: varints (then the 16 bytes of the `after` id) in
-        URL-safe base64; always starts with 'A'."""
+        """Opaque, printable and shell-safe: varints in URL-safe base64 (always starts with 'A')."""
         base = self.base
         numbers = [CURSOR_VERSION, base.xmin, base.xmax - base.xmin, len(base.xip)]
         numbers += [x - base.xmin for x in base.xip]
         if self.target is None:
             numbers.append(0)
-            tail = b""
         else:
             target = self.target
             numbers += [1, _zigzag(target.xmin - base.xmin), target.xmax - target.xmin, len(target.xip)]
             numbers += [x - target.xmin for x in target.xip]
-            numbers.append(_zigzag(self.after[0] - base.xmin))
-            tail = self.after[1].bytes
-        return base64.urlsafe_b64encode(_varints(numbers) + tail).rstrip(b"=").decode()
+            numbers += [_zigzag(self.after[0] - base.xmin), self.after[1]]
+        return base64.urlsafe_b64encode(_varints(numbers)).rstrip(b"=").decode()
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         try:
-            reader = _VarintReader(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            version = reader.next()
+            numbers = iter(_read_varints(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))))
+            version = next(numbers)
             if version == 1:
                 raise FeedError("this cursor is from the feed's earlier log table, dropped by migration "
                                 "20261126100400; resume from a fresh cursor (or from the beginning)")
             if version != CURSOR_VERSION:
                 raise ValueError("unknown cursor version")
-            base = _read_snapshot(reader, reader.next())
-            if reader.next() == 0:
+            base = _read_snapshot(numbers, next(numbers))
+            if next(numbers) == 0:
                 cursor = cls(base)
             else:
-                target = _read_snapshot(reader, base.xmin + _unzigzag(reader.next()))
-                cursor = cls(base, target, (base.xmin + _unzigzag(reader.next()), UUID(bytes=reader.rest(16))))
-            reader.rest(0)
-        except (ValueError, IndexError) as exc:
+                target = _read_snapshot(numbers, base.xmin + _unzigzag(next(numbers)))
+                cursor = cls(base, target, (base.xmin + _unzigzag(next(numbers)), next(numbers)))
+            if next(numbers, None) is not None:
+                raise ValueError("trailing data")
+        except (ValueError, StopIteration) as exc:
             raise FeedError(f"not a feed cursor: {text!r}") from exc
         return cursor
 
 
-def _read_snapshot(reader: _VarintReader, xmin: int) -> Snapshot:
-    xmax = xmin + reader.next()
-    return Snapshot(xmin, xmax, tuple(xmin + reader.next() for _ in range(reader.next())))
+def _read_snapshot(numbers: Iterator[int], xmin: int) -> Snapshot:
+    xmax = xmin + next(numbers)
+    return Snapshot(xmin, xmax, tuple(xmin + next(numbers) for _ in range(next(numbers))))
 
 
 def _zigzag(n: int) -> int:
@@ -143,29 +142,16 @@ def _varints(numbers: Sequence[int]) -> bytes:
     return bytes(out)
 
 
-class _VarintReader:
-    """Reads a cursor's bytes front to back; IndexError or ValueError when they run out or remain."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def next(self) -> int:
-        n = shift = 0
-        while True:
-            byte = self._data[self._pos]
-            self._pos += 1
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return n
-
-    def rest(self, size: int) -> bytes:
-        """The remaining bytes, which must be exactly `size`."""
-        if len(self._data) - self._pos != size:
-            raise ValueError("wrong cursor length")
-        self._pos = len(self._data)
-        return self._data[self._pos - size:]
+def _read_varints(data: bytes) -> Iterator[int]:
+    n = shift = 0
+    for byte in data:
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            yield n
+            n = shift = 0
+    if shift:
+        raise ValueError("truncated varint")
 
 
 # Every event ever committed: the snapshot that sees nothing as committed.
@@ -412,14 +398,14 @@ class Subscription:
 
     def _read(self, conn: psycopg.Connection) -> tuple[list[FeedEvent], Cursor, bool]:
         cursor = self._cursor
-        base, (after_xid, after_id) = cursor.base, cursor.after
+        base, (after_xid, after_seq) = cursor.base, cursor.after
         # One round trip: the request's set-up, the page and the commit go out together, and the
         # rows are read once the pipeline has synced.
         with conn.pipeline(), request(conn, self._role, self._claims):
             conn.execute(query("feed_plan_by_index"))
             result = conn.execute(query("feed_fetch"), {
                 "target": None if cursor.target is None else str(cursor.target),
-                "after_xid": str(after_xid), "after_id": after_id,
+                "after_xid": str(after_xid), "after_seq": after_seq,
                 "base_xip": [str(x) for x in base.xip if x > after_xid],
                 "range_from": str(max(base.xmax, after_xid + 1)),
                 "event_types": self._event_types, "page_size": self._feed.page_size,
@@ -432,9 +418,9 @@ class Subscription:
         rows = [row[1:] for row in rows if row[1] is not None]
         full = len(rows) == self._feed.page_size
         page = []
-        for index, (xid, *event) in enumerate(rows):
+        for index, (xid, seq, *event) in enumerate(rows):
             last_of_interval = not full and index == len(rows) - 1
-            position = Cursor(target) if last_of_interval else Cursor(base, target, (xid, event[0]))
+            position = Cursor(target) if last_of_interval else Cursor(base, target, (xid, seq))
             page.append(FeedEvent(position, *event))
         return page, (page[-1].position if page else Cursor(target)), full
 

@@ -49,6 +49,7 @@ def test_engagement_events_columns(admin: psycopg.Connection) -> None:
         ("value", "jsonb", "NO", "'{}'::jsonb"),
         ("is_deleted", "boolean", "NO", "false"),
         ("feed_xid", "xid8", "NO", "pg_current_xact_id()"),
+        ("feed_seq", "bigint", "NO", None),
     ]
     fk = admin.execute(
         "select confrelid::regclass::text, confdeltype from pg_constraint "
@@ -64,7 +65,7 @@ def test_engagement_events_indexes(admin: psycopg.Connection) -> None:
     assert "USING btree (id)" in definitions["engagement_events_pkey"]
     assert "USING btree (user_id, \"timestamp\" DESC)" in definitions["engagement_events_user_id_timestamp_idx"]
     assert "USING gin (value jsonb_path_ops)" in definitions["engagement_events_value_idx"]
-    assert "USING btree (feed_xid, id)" in definitions["engagement_events_feed_idx"]
+    assert "USING btree (feed_xid, feed_seq)" in definitions["engagement_events_feed_idx"]
 
 
 def test_rls_is_enabled_on_every_public_table(admin: psycopg.Connection) -> None:
@@ -103,7 +104,7 @@ def test_grants(admin: psycopg.Connection) -> None:
     written = {"id", "user_id", "timestamp", "event_type", "value", "is_deleted"}
     for role, privilege, columns in (("authenticated", "INSERT", written), ("authenticated", "UPDATE", set()),
                                      ("service_role", "INSERT", written), ("service_role", "UPDATE", written - {"id"})):
-        assert {c for c in written | {"feed_xid"} if admin.execute(
+        assert {c for c in written | {"feed_xid", "feed_seq"} if admin.execute(
             "select has_column_privilege(%s, 'public.engagement_events', %s, %s)", (role, c, privilege)
         ).fetchone()[0]} == columns, (role, privilege)
 
