@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests):
 
-    python bench/feed_latency.py [--seconds 30] [--rates 100 1000] [--writers 4]
+    python bench/feed_latency.py [--seconds 30] [--rates 100 1000] [--writers 4] [--paired-seconds 20]
 
 Latency: writer processes insert single-event transactions at a sustained rate (paced, each its
 own connection, as the service role); one consumer process subscribes to the feed (worker/feed.py)
@@ -10,13 +10,18 @@ and stamps each event on arrival. Reported: commit-to-consumer (writer's commit 
 consumer has the event; can be slightly negative, the consumer may be told first) and
 send-to-consumer (insert sent -> consumer has it), p50/p95/p99/max, plus lost and repeated events.
 
-Writer cost: unpaced writers, in alternating rounds against three databases that grow alike: one
-without the feed (the migrations, then the feed's column, index and triggers removed), one with
-it, and one with it and a consumer reading on the same machine; one event per bare statement (the cheapest
-write, so the feed's largest share), one event per PostgREST-style request with RLS (the app),
-1000 events per statement (an import). Reported per configuration: median throughput, the median
-of its ratio to "no feed" in the same round (slow drifts of background load cancel), and, when
-the server is local, the writers' server backends' CPU per event.
+Writer cost, two ways, over three databases that grow alike: one without the feed (the
+migrations, then the feed's columns, index and triggers removed), one with it, one with it and a
+consumer reading. Workloads: one event per bare statement (the cheapest write, so the feed's
+largest share), one event per PostgREST-style request with RLS (the app), 1000 events per
+statement (an import).
+- Write-path cost: each writer alternates one write with the feed and one without, in random
+  order, timing each. Both halves of a pair meet the same moment's load, so the ratio holds still
+  on a machine whose speed drifts (a 2-core VM's does, by 10-30% between 5-second rounds).
+- Throughput: unpaced writers in alternating 5-second rounds per configuration; this is where a
+  consumer's own CPU shows, as it competes with the writers for the machine. Reported: median
+  throughput, the median of its ratio to "no feed" in the same round, and, when the server is
+  local, the writers' server backends' CPU per event.
 
 Creates its own databases on the server of DATABASE_URL (default: postgres@127.0.0.1:5432) and
 drops them at the end; touches nothing else. Other activity on the machine shows in the figures:
@@ -94,18 +99,31 @@ def paced_writer(url: str, users: list[str], rate: float, offset: float, seconds
     out.put(records)
 
 
+CONSUMER_APP = "feed_bench_consumer"
+
+
 def consumer(url: str, ready: Any, stop: Any, out: Any) -> None:
-    """Subscribes from now and stamps every event on arrival, until told to stop and drained."""
+    """Subscribes from now and stamps every event on arrival, until told to stop and drained.
+    Reports (arrivals, its own CPU seconds until told to stop)."""
     received = []
-    with Feed(url).subscribe() as subscription:
+    with Feed(f"{url}?application_name={CONSUMER_APP}").subscribe() as subscription:
         ready.set()
+        started = time.process_time()
         while not stop.is_set():
             batch = subscription.next_batch(timeout=0.1)
             now = time.monotonic()
             received += [(str(event.id), now) for event in batch]
+        cpu = time.process_time() - started
         while batch := subscription.next_batch(timeout=1.0):
             received += [(str(event.id), time.monotonic()) for event in batch]
-    out.put(received)
+    out.put((received, cpu))
+
+
+def _consumer_backend_cpu(url: str) -> float | None:
+    """CPU seconds of the consumer's server backend so far (None where /proc cannot tell)."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute("select pid from pg_stat_activity where application_name = %s", (CONSUMER_APP,)).fetchone()
+    return None if row is None else _cpu_seconds(row[0])
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -115,6 +133,20 @@ def _cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _write(conn: Any, workload: str, users: list[str], rng: random.Random, k: int) -> int:
+    """One write of the workload; returns how many events it wrote."""
+    if workload == "bulk":
+        conn.execute(BULK_INSERT, ([rng.choice(users) for _ in range(1000)],))
+        return 1000
+    user = rng.choice(users)
+    if workload == "api":
+        with request(conn, "authenticated", claims_for("authenticated", user)):
+            conn.execute(INSERT, (uuid.uuid4(), user, Jsonb({"k": k})))
+    else:
+        conn.execute(INSERT, (uuid.uuid4(), user, Jsonb({"k": k})))
+    return 1
 
 
 def unpaced_writer(databases: dict[str, tuple[str, list[str]]], commands: Any, barrier: Any, out: Any) -> None:
@@ -138,20 +170,64 @@ def unpaced_writer(databases: dict[str, tuple[str, list[str]]], commands: Any, b
             count = 0
             end = time.monotonic() + seconds
             while time.monotonic() < end:
-                if workload == "bulk":
-                    conn.execute(BULK_INSERT, ([rng.choice(users) for _ in range(1000)],))
-                    count += 1000
-                    continue
-                user = rng.choice(users)
-                if workload == "api":
-                    with request(conn, "authenticated", claims_for("authenticated", user)):
-                        conn.execute(INSERT, (uuid.uuid4(), user, Jsonb({"k": count})))
-                else:
-                    conn.execute(INSERT, (uuid.uuid4(), user, Jsonb({"k": count})))
-                count += 1
+                count += _write(conn, workload, users, rng, count)
             after = _cpu_seconds(backend)
             out.put((count, None if server is None or after is None else after - server,
                      time.process_time() - client))
+
+
+def interleaved_writer(databases: dict[str, tuple[str, list[str]]], workload: str, seconds: float,
+                       barrier: Any, out: Any) -> None:
+    """Alternates one write to the database with the feed and one to the database without, in a
+    random order per pair, timing each: both halves of a pair meet the same moment's load, so
+    drifts of the machine's speed cancel. Reports ({name: [seconds per write]}, events per write)."""
+    rng = random.Random()
+    names = ["with", "without"]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    per_write = 0
+    with ExitStack() as stack:
+        conns = {name: stack.enter_context(_writer_connection(databases[name][0])) for name in names}
+        barrier.wait()
+        end = time.monotonic() + seconds
+        k = 0
+        while time.monotonic() < end:
+            rng.shuffle(names)
+            for name in names:
+                started = time.perf_counter()
+                per_write = _write(conns[name], workload, databases[name][1], rng, k)
+                times[name].append(time.perf_counter() - started)
+            k += 1
+    out.put((times, per_write))
+
+
+def measure_write_cost(ctx: Any, databases: dict[str, tuple[str, list[str]]], seconds: float, writers: int) -> None:
+    """The feed's cost on the write path: paired writes with and without it, per workload."""
+    for workload, mode in (("single-event statements", "single"), ("single-event API requests (RLS)", "api"),
+                           ("1000-event statements", "bulk")):
+        count = 1 if mode == "bulk" else writers
+        out, barrier = ctx.Queue(), ctx.Barrier(count)
+        procs = [ctx.Process(target=interleaved_writer, args=(databases, mode, seconds, barrier, out))
+                 for _ in range(count)]
+        for proc in procs:
+            proc.start()
+        reports = [out.get() for _ in procs]
+        for proc in procs:
+            proc.join()
+        per_write = reports[0][1]
+        with_feed = [t for times, _ in reports for t in times["with"]]
+        without = [t for times, _ in reports for t in times["without"]]
+        # Blocks of consecutive pairs (per writer) show how steady the ratio is.
+        size = 200 if per_write == 1 else 20
+        blocks = sorted(
+            sum(times["with"][i:i + size]) / sum(times["without"][i:i + size])
+            for times, _ in reports for i in range(0, len(times["with"]) - size + 1, size))
+        spread = f"blocks of {size} pairs: {blocks[0]:.3f}-{blocks[-1]:.3f}, median {statistics.median(blocks):.3f}" \
+            if blocks else "too few pairs for blocks"
+        mean_with = statistics.fmean(with_feed) / per_write * 1e6
+        mean_without = statistics.fmean(without) / per_write * 1e6
+        print(f"  {workload} ({count} writer{'s' if count > 1 else ''}, {len(with_feed)} pairs): "
+              f"{mean_without:.1f} us per event and writer without the feed, {mean_with:.1f} with; "
+              f"time ratio {mean_with / mean_without:.3f} (throughput x{mean_without / mean_with:.3f}); {spread}")
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -166,6 +242,7 @@ def measure_latency(ctx: Any, url: str, users: list[str], rate: float, seconds: 
     reader = ctx.Process(target=consumer, args=(url, ready, stop, out))
     reader.start()
     ready.wait(60)
+    window, backend_before = time.monotonic(), _consumer_backend_cpu(url)
     barrier = ctx.Barrier(writers)
     procs = [ctx.Process(target=paced_writer, args=(url, users, rate / writers, i / rate, seconds, barrier, out))
              for i in range(writers)]
@@ -178,7 +255,8 @@ def measure_latency(ctx: Any, url: str, users: list[str], rate: float, seconds: 
         proc.join()
     time.sleep(0.5)
     stop.set()
-    received = out.get()
+    window, backend_after = time.monotonic() - window, _consumer_backend_cpu(url)
+    received, client_cpu = out.get()
     reader.join()
     arrivals = dict(received)
     lost = len(set(written) - set(arrivals))
@@ -190,6 +268,9 @@ def measure_latency(ctx: Any, url: str, users: list[str], rate: float, seconds: 
           f"lost {lost}, repeated {repeated}")
     print("          commit->consumer ms: " + "  ".join(f"{k} {v:7.2f}" for k, v in c.items()))
     print("          send->consumer   ms: " + "  ".join(f"{k} {v:7.2f}" for k, v in s.items()))
+    server = "" if backend_before is None or backend_after is None else \
+        f", its server backend {100 * (backend_after - backend_before) / window:.1f}%"
+    print(f"          consumer CPU, share of one core: client {100 * client_cpu / window:.1f}%{server}")
 
 
 def measure_throughput(ctx: Any, databases: dict[str, tuple[str, list[str]]], seconds: float, writers: int,
@@ -260,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writers", type=int, default=4, help="writer processes (default 4)")
     parser.add_argument("--throughput-seconds", type=float, default=5, help="per throughput round (default 5)")
     parser.add_argument("--rounds", type=int, default=6, help="throughput rounds (default 6)")
+    parser.add_argument("--paired-seconds", type=float, default=20,
+                        help="per workload of paired writes with and without the feed (default 20)")
     args = parser.parse_args(argv)
 
     ctx = mp.get_context("spawn")
@@ -277,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"commit-to-consumer latency, {args.seconds:.0f} s per rate:")
         for rate in args.rates:
             measure_latency(ctx, url, databases["with"][1], rate, args.seconds, args.writers)
+        print(f"write-path cost, paired writes with and without the feed, {args.paired_seconds:.0f} s per workload:")
+        measure_write_cost(ctx, databases, args.paired_seconds, args.writers)
         print(f"insert throughput, {args.rounds} alternating rounds of {args.throughput_seconds:.0f} s:")
         measure_throughput(ctx, databases, args.throughput_seconds, args.writers, args.rounds)
     return 0

@@ -15,7 +15,6 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 API_ROLES = ("anon", "authenticated", "service_role")
 
@@ -38,9 +37,9 @@ def request(conn: psycopg.Connection, role: str, claims: dict[str, Any] | None =
     if role not in API_ROLES:
         raise ValueError(f"unknown API role {role!r}")
     with conn.transaction():
-        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+        # One statement, as PostgREST sends it; set_config('role', ..., true) is SET LOCAL ROLE.
         conn.execute(
-            "select set_config('request.jwt.claims', %s, true)",
-            (json.dumps(claims if claims is not None else claims_for(role)),),
+            "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+            (role, json.dumps(claims if claims is not None else claims_for(role))),
         )
         yield conn
