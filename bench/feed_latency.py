@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests):
 
-    python bench/feed_latency.py [--seconds 30] [--rates 100 1000] [--writers 4] [--paired-seconds 20]
+    python bench/feed_latency.py [--seconds 30] [--rates 100 1000] [--writers 4] [--paired-seconds 60]
 
 Latency: writer processes insert single-event transactions at a sustained rate (paced, each its
 own connection, as the service role); one consumer process subscribes to the feed (worker/feed.py)
@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writers", type=int, default=4, help="writer processes (default 4)")
     parser.add_argument("--throughput-seconds", type=float, default=5, help="per throughput round (default 5)")
     parser.add_argument("--rounds", type=int, default=6, help="throughput rounds (default 6)")
-    parser.add_argument("--paired-seconds", type=float, default=20,
-                        help="per workload of paired writes with and without the feed (default 20)")
+    parser.add_argument("--paired-seconds", type=float, default=60,
+                        help="per workload of paired writes with and without the feed (default 60)")
     args = parser.parse_args(argv)
 
     ctx = mp.get_context("spawn")

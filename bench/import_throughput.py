@@ -6,7 +6,7 @@ users, writes the events as NDJSON and, for the baseline, the same rows (same id
 then measures, each into an empty table:
   1. plain COPY into an identical table: the same columns, defaults, checks, indexes (GIN and
      partial ones included) and the foreign key to auth.users, but no triggers;
-  2. the same with the event table's insert triggers attached (last activity, live feed);
+  2. the same with the event table's insert triggers attached (last activity, feed wake-ups);
   3. the CLI into engagement_events itself (validation, ids, ON CONFLICT, the unknown-user check,
      triggers), run as a subprocess so its peak memory (max RSS) is its own.
 It prints events/s and ratios, then drops the database (--keep to keep it).
@@ -51,7 +51,7 @@ order by tgname
 # What those triggers write besides the events, emptied before the CLI's turn.
 TRIGGER_OUTPUTS = """
 select string_agg(format('%I.%I', schemaname, tablename), ', ') from pg_tables
-where schemaname = 'public' and tablename in ('engagement_last_activity', 'engagement_event_feed')
+where schemaname = 'public' and tablename in ('engagement_last_activity')
 """
 
 
@@ -124,7 +124,7 @@ def main() -> int:
             plain = copy_into(url, "bench_copy", tsv)
             checkpoint(url)
             with_triggers = copy_into(url, "bench_copy_triggers", tsv)
-            # The triggers wrote activity and feed rows for the baseline's events: start clean.
+            # The triggers wrote activity rows for the baseline's events: start clean.
             with connect(url, autocommit=True) as conn:
                 conn.execute(f"truncate {conn.execute(TRIGGER_OUTPUTS).fetchone()[0]}")
             checkpoint(url)

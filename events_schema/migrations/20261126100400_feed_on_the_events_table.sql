@@ -1,8 +1,9 @@
 -- The live feed reads engagement_events itself instead of a log beside it (the log of
 -- 20261126100300_event_feed.sql is dropped here). Why: the log cost writers an extra row per
--- event, written by a trigger: 15-17 us per single-event statement and 4.5 us per event of a bulk
--- statement, measured with track_functions, which is 6-9% of a write against a goal of under 5%.
--- Two columns and one append-only index cost writers next to nothing (bench/feed_latency.py).
+-- event, written by a trigger: 15-17 us per single-event statement and 4.5 us per event of a
+-- 1000-row statement (track_functions), about 6% and 9-13% of their server time, against a goal
+-- of under 5%. Two columns and one index that grows at its right edge cost about 2% and 4%
+-- (paired writes with and without them, bench/feed_latency.py).
 --
 -- feed_xid: the 64-bit id of the transaction that last wrote the row. A consumer's cursor is a
 -- transaction snapshot (worker/feed.py): it has received the rows whose feed_xid that snapshot
