@@ -234,8 +234,8 @@ class Subscription:
         self._closed = False
         self._waiting = False  # holds the handshake lock: writers notify
         # Before the next read: 0 after a full page, linger after events read while writers were
-        # busy, None to settle (lock, last read, sleep) after events a NOTIFY brought.
-        self._pause: float | None = 0.0
+        # busy, poll_interval while listening (the lock held: a NOTIFY will come).
+        self._pause = 0.0
         conn = self._connection(first=True)
         self._cursor = cursor or Cursor(self._current_snapshot(conn))
 
@@ -273,45 +273,52 @@ class Subscription:
         """The next non-empty page of events, or [] once `timeout` passes.
 
         Three ways to wait before a read: `linger` after events read while writers were busy
-        (more will follow, and busy writers do not notify); asleep until a NOTIFY once the
-        handshake lock is held (nothing left, writers told to notify); growing pauses while
-        writers are mid-commit. After a page that a NOTIFY brought, it settles at once: take
-        the lock, one last read, sleep. The caller moves the cursor as it hands events out.
+        (more will follow, and busy writers do not notify); asleep until a NOTIFY while the
+        handshake lock is held (writers told to notify); growing pauses while writers are
+        mid-commit. The lock stays held across reads and calls while traffic is light (a NOTIFY
+        brings one event at a time), so a trickle costs one read per event; a page with more
+        releases it, and writers stop notifying until the consumer has caught up again. The
+        caller moves the cursor as it hands events out.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         pause, busy = self._pause, 0.0
-        try:
-            while True:
-                if pause is not None:
-                    if deadline is not None:
-                        pause = min(pause, max(0.0, deadline - time.monotonic()))
-                    self._await_wakeup(pause)
-                    was_waiting = self._waiting
-                    self._stop_waiting()
-                    page = self._read_page(settle_next=was_waiting)
-                    if page or (deadline is not None and time.monotonic() >= deadline):
-                        return page
-                if self._start_waiting():
-                    # Every writer in flight has committed and every later one will notify:
-                    # one last read, then sleep until a NOTIFY (or the polling fallback).
-                    page = self._read_page(settle_next=False)
-                    if page or (deadline is not None and time.monotonic() >= deadline):
-                        return page
-                    pause, busy = self._feed.poll_interval, 0.0
-                else:
-                    # Writers are mid-commit (or another consumer waits): read again soon.
-                    busy = min(max(busy * 2, self._feed.linger), BUSY_POLL_MAX)
-                    pause = busy
-        finally:
-            self._stop_waiting()
+        while True:
+            if deadline is not None:
+                pause = min(pause, max(0.0, deadline - time.monotonic()))
+            self._await_wakeup(pause)
+            page = self._read_page()
+            if page or (deadline is not None and time.monotonic() >= deadline):
+                return page
+            if self._waiting:
+                # Held all along: whatever commits after that read will notify.
+                pause = self._feed.poll_interval
+                continue
+            if self._start_waiting():
+                # Every writer in flight has committed and every later one will notify:
+                # one last read, then sleep until a NOTIFY (or the polling fallback).
+                page = self._read_page()
+                if page or (deadline is not None and time.monotonic() >= deadline):
+                    return page
+                pause, busy = self._feed.poll_interval, 0.0
+            else:
+                # Writers are mid-commit (or another consumer waits): read again soon.
+                busy = min(max(busy * 2, self._feed.linger), BUSY_POLL_MAX)
+                pause = busy
 
-    def _read_page(self, settle_next: bool) -> list[FeedEvent]:
-        """One read: a page (setting how the next call begins), or [] with the cursor moved on."""
+    def _read_page(self) -> list[FeedEvent]:
+        """One read: a page (setting how the next call begins), or [] with the cursor moved on.
+
+        While listening, a single event keeps the lock (light traffic); more, and the lock is
+        released so that busy writers skip their NOTIFY, and the consumer reads on its own.
+        """
         page, position, full = self._fetch_page()
-        if page:
-            self._pause = 0.0 if full else None if settle_next else self._feed.linger
-        else:
+        if not page:
             self._cursor = position
+        elif self._waiting and len(page) == 1:
+            self._pause = self._feed.poll_interval
+        else:
+            self._stop_waiting()
+            self._pause = 0.0 if full else self._feed.linger
         return page
 
     # -- connection ------------------------------------------------------------------------------
