@@ -98,6 +98,32 @@ def test_a_consumer_receives_an_insert_when_it_commits(db_url: str, admin: psyco
     assert event.timestamp.utcoffset().total_seconds() == 0
 
 
+def test_two_consumers_of_one_database_both_receive_a_trickle(db_url: str, admin: psycopg.Connection) -> None:
+    """Only one consumer can hold the handshake lock; the other polls (backing off to 100 ms)."""
+    [user] = _users(admin, 1)
+    feed = Feed(db_url, poll_interval=60)  # delivery within the timeouts below is not the fallback
+    with feed.subscribe() as first, feed.subscribe() as second:
+        assert first.next_batch(timeout=0.3) == [] and second.next_batch(timeout=0.3) == []
+        for _ in range(3):
+            # Both are waiting when the event commits: one for a NOTIFY, the other polling.
+            got: dict[str, tuple[list[UUID], float]] = {}
+
+            def wait(name: str, subscription: Subscription) -> None:
+                got[name] = (_ids(subscription.next_batch(timeout=5)), time.monotonic())
+
+            threads = [threading.Thread(target=wait, args=item) for item in (("first", first), ("second", second))]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.3)
+            [event_id] = _insert(admin, user)
+            committed = time.monotonic()
+            for thread in threads:
+                thread.join()
+            for ids, arrived in got.values():
+                assert ids == [event_id]
+                assert arrived - committed < 1
+
+
 def test_writers_notify_only_while_a_consumer_waits(db_url: str, admin: psycopg.Connection) -> None:
     """The handshake that keeps NOTIFY (and its commit-time lock) off the write path under load."""
     [user] = _users(admin, 1)
