@@ -33,7 +33,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from events_schema import audit, seed
+    from events_schema.audit import audit
+    from events_schema.seed import seed
 
     parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)
     parser.add_argument("--database-url", help="SQLAlchemy URL; default: DATABASE_URL / settings")

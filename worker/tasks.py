@@ -33,7 +33,7 @@ def scan_inactive(
     full: bool = False,
 ) -> dict[str, Any]:
     """Nudge users inactive past a rule's threshold at `as_of`; returns the scan's summary."""
-    from worker.scan import run_scan
+    from worker.scan.scanner import run_scan
 
     summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full)
     logger.info("scan_inactive %s", summary.log_line())
@@ -54,7 +54,7 @@ def import_events(
     senders that split a file (`python -m worker import --enqueue`); `now` (ISO-8601 with offset)
     is for tests. Returns {"inserted", "duplicates", "rejected", "errors": [{"index", "error"}]}.
     """
-    from worker.importer import import_batch
+    from worker.ingest.importer import import_batch
 
     summary = import_batch(
         batch, batch_id=batch_id, positions=positions, unparsed=unparsed,
@@ -67,7 +67,7 @@ def import_events(
 @app.task(name="apply_retention")
 def apply_retention(as_of: str | None = None) -> dict[str, Any]:
     """Soft-delete events older than RETENTION_DAYS at `as_of` (default now); a no-op when unset."""
-    from worker import retention
+    from worker.retention import retention
 
     summary = retention.apply_retention(parse_instant(as_of))
     logger.info("apply_retention %s", summary)
@@ -79,7 +79,7 @@ def forget_user(user_id: str) -> dict[str, Any]:
     """Soft-delete all of one user's events and drop their quarantined input; safe to re-run."""
     from uuid import UUID
 
-    from worker import retention
+    from worker.retention import retention
 
     summary = retention.forget_user(UUID(user_id))
     logger.info("forget_user %s", summary)
