@@ -7,22 +7,12 @@ use short, stable names.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 from worker.app import app
+from worker.clock import parse_instant
 
 logger = logging.getLogger(__name__)
-
-
-def parse_instant(value: str | None) -> datetime:
-    """ISO-8601 with an offset, as UTC; None means now from Python's clock."""
-    if value is None:
-        return datetime.now(timezone.utc)
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"as_of {value!r} has no UTC offset; ambiguous")
-    return parsed.astimezone(timezone.utc)
 
 
 @app.task(name="scan_inactive")

@@ -39,8 +39,8 @@ from psycopg import sql
 
 from events_schema.db import DatabaseUnavailable, connect
 from events_schema.postgrest import claims_for, request
-from events_schema.settings import get_settings
 from events_schema.queries import QueryFolder
+from events_schema.settings import get_settings
 
 query = QueryFolder.beside(__file__)
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import groupby, islice
 from typing import Any
 
 import psycopg
 
-from events_schema.settings import get_settings
 from events_schema.queries import QueryFolder
+from events_schema.settings import get_settings
+from worker.clock import utc_now
 from worker.database import service_transaction
 from worker.ingest.rows import Rules, ValidEvent, event_id_of, user_id_of, validate_event
 from worker.ingest.sources import Row, batch_content_id, parse_raw, rows_of_batch
@@ -32,10 +33,6 @@ MAX_REPORTED_ERRORS = 1000
 UNKNOWN_USER = "user_id {user_id} is not a user of this project (no such auth user)"
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass

@@ -17,8 +17,8 @@ from uuid import UUID
 
 import psycopg.errors
 
-from events_schema.settings import get_settings
 from events_schema.queries import QueryFolder
+from events_schema.settings import get_settings
 from worker.database import service_transaction
 
 query = QueryFolder.beside(__file__)

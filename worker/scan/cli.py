@@ -8,7 +8,7 @@ import json
 import sys
 
 from worker.scan.scanner import Decision, run_scan
-from worker.tasks import parse_instant
+from worker.clock import parse_instant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ import psycopg
 from freezegun import freeze_time
 
 from worker.scan.scanner import ScanSummary, run_scan
-from worker.tasks import parse_instant
+from worker.clock import parse_instant
 
 
 def at(iso: str) -> datetime:

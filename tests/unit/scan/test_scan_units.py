@@ -9,7 +9,7 @@ from freezegun import freeze_time
 
 from events_schema.settings import NudgeRule, Settings
 from worker.scan.scanner import SKIP_REASONS, RuleSummary, ScanSummary, select_rules
-from worker.tasks import parse_instant
+from worker.clock import parse_instant
 
 
 def test_as_of_with_offset_is_normalised_to_utc() -> None:
