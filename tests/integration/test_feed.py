@@ -27,7 +27,7 @@ from worker.queries import query
 
 def _users(admin: psycopg.Connection, n: int) -> list[UUID]:
     rows = admin.execute(
-        "insert into auth.users (email) select 'feed' || g || '-' || gen_random_uuid() || '@example.com'"
+        "insert into auth.users (id, email) select gen_random_uuid(), 'feed' || g || '-' || gen_random_uuid() || '@example.com'"
         " from generate_series(1, %s) g returning id", (n,)).fetchall()
     return [row[0] for row in rows]
 
