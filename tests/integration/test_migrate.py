@@ -133,7 +133,7 @@ def test_records_versions_where_the_supabase_cli_does(admin: psycopg.Connection)
     recorded = admin.execute(
         "select version, name, statements from supabase_migrations.schema_migrations order by version"
     ).fetchall()
-    assert recorded == [(m.version, m.name, [m.sql]) for m in discover()]
+    assert recorded == [(m.version, m.name, m.statements) for m in discover()]
 
 
 def test_second_run_applies_nothing(db_url: str) -> None:
