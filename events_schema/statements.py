@@ -112,17 +112,12 @@ class _Block(_State):
 
 @dataclass
 class _Quote(_State):
+    """A doubled delimiter needs no rule: closing and reopening at once splits alike."""
+
     delimiter: str
-    closing: bool = False
 
     def next(self, ch: str, scan: _Scan) -> _State | None:
-        if self.closing:
-            if ch == self.delimiter:  # a doubled delimiter stays inside
-                self.closing = False
-                return self
-            return _Ready().next(ch, scan)
-        self.closing = ch == self.delimiter
-        return self
+        return _Ready() if ch == self.delimiter else self
 
 
 @dataclass

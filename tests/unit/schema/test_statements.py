@@ -42,7 +42,7 @@ CASES = {
     "backslash outside quotes": ("\\;; \\;", ["\\", "\\"]),
     "backslash inside quotes is plain": ("select '\\'; 1'", ["select '\\'", "1'"]),
     "named dollar tag": ("$tag$ any ; $x$ string$tag$; y", ["$tag$ any ; $x$ string$tag$", "y"]),
-    "$ after an identifier opens nothing": ("select a$b; c$", ["select a$b", "c$"]),
+    "$ after an identifier opens nothing": ("select 1 as a$b$; select 2 as c$b$", ["select 1 as a$b$", "select 2 as c$b$"]),
     "positional parameter is no tag": ("select $1; x", ["select $1", "x"]),
     "parentheses": ("create rule r as on update to t do (notify t; select 1); x", [
         "create rule r as on update to t do (notify t; select 1)", "x"]),
@@ -94,3 +94,4 @@ def test_a_record_of_other_content_does_not_match(recorded: list[str]) -> None:
 def test_white_space_and_extra_semicolons_between_statements_do_not_count() -> None:
     assert matches(["select 1", "select 2"], "\n  select 1 ;;\n\n select 2\n")
     assert not matches(["select 1", "select 2"], "select  1; select 2"), "inside a statement they do"
+    assert not matches(["select 1", "select 2"], "select 1\nselect 2"), "the ; between them is part of the file"
