@@ -198,4 +198,4 @@ def matches(recorded: Sequence[str], sql: str) -> bool:
         if (number and ";" not in sql[gap_start:position]) or not sql.startswith(statement, position):
             return False
         position += len(statement)
-    return bool(statements) and sql[position:].strip(separators) == ""
+    return sql[position:].strip(separators) == ""

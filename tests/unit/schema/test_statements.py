@@ -39,7 +39,7 @@ CASES = {
     "slash star apart is no comment": ("/ * ; */ end", ["/ *", "*/ end"]),
     "doubled single quote": ("select ';'';' 1; x", ["select ';'';' 1", "x"]),
     "double quotes": ('create policy "cats;dogs" on t; x', ['create policy "cats;dogs" on t', "x"]),
-    "backslash outside quotes": ("\\;; \\;", ["\\", "\\"]),
+    "backslash outside quotes hides the next character": ("a\\;b; c\\;", ["a\\;b", "c\\"]),
     "backslash inside quotes is plain": ("select '\\'; 1'", ["select '\\'", "1'"]),
     "named dollar tag": ("$tag$ any ; $x$ string$tag$; y", ["$tag$ any ; $x$ string$tag$", "y"]),
     "$ after an identifier opens nothing": ("select 1 as a$b$; select 2 as c$b$", ["select 1 as a$b$", "select 2 as c$b$"]),
