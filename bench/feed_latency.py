@@ -58,7 +58,7 @@ drop trigger engagement_feed_wake_after_inserts on engagement_events;
 drop trigger engagement_feed_wake_after_updates on engagement_events;
 alter table engagement_events drop column feed_xid, drop column feed_seq;
 """
-USERS = "insert into auth.users (email) select 'bench' || g || '@example.com' from generate_series(1, 1000) g returning id"
+USERS = "insert into auth.users (id, email) select gen_random_uuid(), 'bench' || g || '@example.com' from generate_series(1, 1000) g returning id"
 INSERT = "insert into engagement_events (id, user_id, event_type, value) values (%s, %s, 'app_open', %s)"
 BULK_INSERT = """
 insert into engagement_events (user_id, event_type, "timestamp", value)

@@ -3,7 +3,9 @@ migration in order, recording versions where the Supabase CLI records them.
 
 Each migration runs in its own transaction. A session-level advisory lock serialises concurrent
 runners: the second waits, then finds nothing pending. A file changed after it was applied is
-refused, since the database no longer matches what the file says.
+refused, since the database no longer matches what the file says. Records are written as the
+Supabase CLI writes them (one element per statement, events_schema/statements.py) and compared in
+a form both agree on, so `supabase db push` and this runner can take turns on one database.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from events_schema.db import DatabaseUnavailable, connect
 from events_schema.settings import get_settings
+from events_schema.statements import matches, split
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -55,6 +58,11 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()[:12]
+
+    @property
+    def statements(self) -> list[str]:
+        """The file as the Supabase CLI records it in schema_migrations.statements."""
+        return split(self.sql)
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,9 @@ def _applied(conn: psycopg.Connection) -> dict[str, list[str] | None]:
 
 def _verify_unchanged(migrations: list[Migration], applied: dict[str, list[str] | None]) -> None:
     for migration in migrations:
+        # No statements (NULL, or an empty array) records nothing to compare against.
         recorded = applied.get(migration.version)
-        if recorded is not None and recorded != [migration.sql]:
+        if recorded and not matches(recorded, migration.sql):
             raise MigrationError(
                 f"{migration.path.name} was changed after it was applied; "
                 "add a new migration instead of editing an applied one"
@@ -129,7 +138,7 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
                     conn.execute(
                         "insert into supabase_migrations.schema_migrations (version, name, statements)"
                         " values (%s, %s, %s)",
-                        (migration.version, migration.name, [migration.sql]),
+                        (migration.version, migration.name, migration.statements),
                     )
                 done.append(migration)
             return done

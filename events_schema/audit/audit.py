@@ -23,6 +23,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
@@ -174,7 +175,7 @@ def _create_fixtures(conn: psycopg.Connection, count: int) -> Fixtures:
              for user in users]
     ids, user_ids, minutes_ago, event_types, values, deleted = map(list, zip(*rows))
     try:
-        conn.execute(query("audit_create_users"), {"ids": users})
+        conn.execute(query("audit_create_users"), {"ids": users, "signed_up_at": datetime.now(timezone.utc)})
         conn.execute(query("audit_create_events"), {
             "ids": ids, "user_ids": user_ids, "minutes_ago": minutes_ago,
             "event_types": event_types, "values": values, "deleted": deleted,

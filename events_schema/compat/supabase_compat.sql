@@ -30,15 +30,26 @@ grant usage on schema public to anon, authenticated, service_role;
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
 
+-- GoTrue's auth.users, for the columns used here, as supabase/auth's migrations define them:
+-- no defaults, everything but id nullable (GoTrue fills them, and makes the id, in Go; any other
+-- writer may leave them NULL, so the tests meet what a real project holds).
+--   id, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at:
+--     00_init_auth_schema.up.sql (id uuid NOT NULL UNIQUE plus the primary key, email varchar(255))
+--   deleted_at: 20221130112646_add_deleted_at.up.sql
+--   is_sso_user, and email unique only among non-SSO users (the plain unique email dropped):
+--     20221215195500_modify_users_email_unique_index.up.sql
 create table if not exists auth.users (
-  id uuid primary key default gen_random_uuid(),
-  email text unique,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now(),
-  raw_app_meta_data jsonb not null default '{}'::jsonb,
-  raw_user_meta_data jsonb not null default '{}'::jsonb,
-  deleted_at timestamptz
+  id uuid not null unique,
+  email varchar(255),
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  created_at timestamptz,
+  updated_at timestamptz,
+  deleted_at timestamptz,
+  is_sso_user boolean not null default false,
+  constraint users_pkey primary key (id)
 );
+create unique index if not exists users_email_partial_key on auth.users (email) where (is_sso_user = false);
 
 -- Supabase's helpers: read the transaction-local claims PostgREST sets; an empty setting
 -- (what a pooled connection shows after a request's transaction ends) reads as NULL.

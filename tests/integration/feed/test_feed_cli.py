@@ -50,7 +50,7 @@ class Tail:
 
 def _user(admin: psycopg.Connection) -> UUID:
     return admin.execute(
-        "insert into auth.users (email) values ('tail-' || gen_random_uuid() || '@example.com') returning id"
+        "insert into auth.users (id, email) select id, 'tail-' || id || '@example.com' from gen_random_uuid() id returning id"
     ).fetchone()[0]
 
 

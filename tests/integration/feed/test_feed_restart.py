@@ -55,7 +55,7 @@ def _crash(state_dir: Path) -> None:
 def test_a_consumer_loses_nothing_when_the_server_restarts(embedded: tuple[Path, str]) -> None:
     state_dir, url = embedded
     with connect(url, autocommit=True) as admin:
-        user: UUID = admin.execute("insert into auth.users (email) values ('restart@example.com') returning id").fetchone()[0]
+        user: UUID = admin.execute("insert into auth.users (id, email) values (gen_random_uuid(), 'restart@example.com') returning id").fetchone()[0]
     received: list[FeedEvent] = []
     stop = threading.Event()
     written = threading.Semaphore(0)

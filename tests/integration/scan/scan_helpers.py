@@ -32,7 +32,7 @@ def add_user(
     if opt_out:
         meta["nudges_opt_out"] = "true"
     return conn.execute(
-        "insert into auth.users (created_at, raw_user_meta_data) values (%s, %s) returning id",
+        "insert into auth.users (id, created_at, raw_user_meta_data) values (gen_random_uuid(), %s, %s) returning id",
         (at(signed_up), json.dumps(meta)),
     ).fetchone()[0]
 
