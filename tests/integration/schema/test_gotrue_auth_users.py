@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from events_schema.settings import get_settings
-from tests.integration.scan_helpers import at, nudges
+from tests.integration.scan.scan_helpers import at, nudges
 from worker.database import dispose_engines
-from worker.scan import run_scan
+from worker.scan.scanner import run_scan
 
 # (column, type, nullable, default) as supabase/auth's migrations leave them; see supabase_compat.sql.
 GOTRUE_COLUMNS = [
