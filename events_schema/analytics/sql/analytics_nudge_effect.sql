@@ -45,6 +45,7 @@ nudged as (
   join public.engagement_users u on u.user_id = n.user_id and not u.nudges_opt_out
   where n.event_type = 'nudge_sent'
     and not n.is_deleted
+    and n.value ? 'rule'  -- a nudge_sent not written by the engine names no rule to compare
     and n."timestamp" >= b.range_start and n."timestamp" < b.range_end
 ),
 -- Each user's possible "last active" moments near the range: the sign-up and every counted
