@@ -97,8 +97,13 @@ def parameters(period: Range, rules: list[NudgeRule], grace: timedelta) -> dict[
 
 
 def analyst_transaction(conn: psycopg.Connection) -> None:
-    """Inside a fresh transaction: one read-only snapshot, acting as the service role."""
+    """Inside a fresh transaction: one read-only snapshot, acting as the service role.
+
+    JIT is off: the plans are per-row index probes whose row estimates (generate_series, CTEs)
+    look large enough to trigger compilation that costs more than the query (bench/analytics_plans.py).
+    """
     conn.execute("set transaction isolation level repeatable read, read only")
+    conn.execute("set local jit = off")
     role = get_settings().db_service_role
     conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
 

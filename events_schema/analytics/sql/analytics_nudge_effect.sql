@@ -92,12 +92,14 @@ members as (
   union all
   select 'held', rule, user_id, at from held
 ),
-outcomes as (
+-- Materialized so that each member's return check runs once, not once per aggregate below;
+-- windows not over by as_of are not checked at all.
+outcomes as materialized (
   select date_trunc('week', mb.at at time zone 'UTC') at time zone 'UTC' as week_start,
          mb.rule, mb."group", mb.at,
          w.hours,
          mb.at + w.hours * interval '1 hour' <= b.as_of as observed,
-         exists (
+         mb.at + w.hours * interval '1 hour' <= b.as_of and exists (
            select 1
              from public.engagement_events e
             where e.user_id = mb.user_id

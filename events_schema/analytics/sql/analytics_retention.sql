@@ -41,20 +41,24 @@ cells as (
   from cohorts c cross join offsets o
 ),
 active as (
-  -- Only the cells inside the range are probed; the others stay NULL below.
+  -- Only the cells inside the range are probed; the others stay NULL below. The probe is a
+  -- LATERAL ... LIMIT 1 so that it stays one index probe per (user, week) at any table size,
+  -- instead of a hash of every event in the range.
   select cl.cohort_week, cl.week_offset, count(*) as active_users
   from cells cl
   join members m on m.cohort_week = cl.cohort_week
   cross join bounds b
+  cross join lateral (
+    select 1
+      from public.engagement_events e
+     where e.user_id = m.user_id
+       and e."timestamp" >= greatest(cl.week_start, m.signed_up_at)
+       and e."timestamp" < least(cl.week_start + interval '1 week', b.range_end)
+       and not e.is_deleted
+       and e.event_type <> all (public.engagement_reserved_event_types())
+     limit 1
+  ) seen
   where cl.week_start < b.range_end
-    and exists (
-      select 1
-        from public.engagement_events e
-       where e.user_id = m.user_id
-         and e."timestamp" >= greatest(cl.week_start, m.signed_up_at)
-         and e."timestamp" < least(cl.week_start + interval '1 week', b.range_end)
-         and not e.is_deleted
-         and e.event_type <> all (public.engagement_reserved_event_types()))
   group by cl.cohort_week, cl.week_offset
 )
 select cl.cohort_week,

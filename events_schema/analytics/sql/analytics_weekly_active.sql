@@ -10,7 +10,8 @@
 -- the last week is cut there, so a range ending mid-week shows a partial last week).
 --
 -- Plan: one probe per (user, week) into engagement_events_user_id_timestamp_idx that stops at
--- the first qualifying row, so the cost follows users x weeks rather than the number of events.
+-- the first qualifying row (LATERAL ... LIMIT 1, so the planner cannot turn it into a hash of
+-- every event), so the cost follows users x weeks rather than the number of events.
 with weeks as (
   select w.week_start,
          least(w.week_start + interval '1 week', %(range_end)s::timestamptz) as week_end
@@ -23,15 +24,17 @@ select w.week_start,
        w.week_end,
        (select count(*)
           from public.engagement_users u
+         cross join lateral (
+           select 1
+             from public.engagement_events e
+            where e.user_id = u.user_id
+              and e."timestamp" >= greatest(w.week_start, u.signed_up_at)
+              and e."timestamp" < w.week_end
+              and not e.is_deleted
+              and e.event_type <> all (public.engagement_reserved_event_types())
+            limit 1
+         ) seen
          where u.signed_up_at < w.week_end
-           and exists (
-             select 1
-               from public.engagement_events e
-              where e.user_id = u.user_id
-                and e."timestamp" >= greatest(w.week_start, u.signed_up_at)
-                and e."timestamp" < w.week_end
-                and not e.is_deleted
-                and e.event_type <> all (public.engagement_reserved_event_types()))
        ) as active_users
 from weeks w
 order by w.week_start
