@@ -70,7 +70,8 @@ class Cohorts:
       -> week 0: 2/4 = 50.0%, week 1: 50.0% (a1, a4), week 2: 0.0% (a true zero), week 3: 50.0%.
     Cohort 2026-11-16 (2 users): b1 active weeks 0 and 1; b2 active week 0 and after as_of only.
       -> 100.0%, 50.0%, NULL, NULL (weeks 2 and 3 start past the range).
-    Cohort 2026-11-23 (1 user): c1 signed up, no activity -> 0.0%, NULL, NULL, NULL.
+    Cohort 2026-11-23 (1 user): c1 signed up, no activity since; a back-dated import stamped
+      before the sign-up (same week) is not activity of this user yet -> 0.0%, NULL, NULL, NULL.
     Nobody signed up in week 2026-11-09: no row. o1 signed up before the range, active 11-10;
     late signed up after as_of: in no cohort.
     Weekly actives: 2 (a1, a3), 3 (a1, a4, o1), 2 (b1, b2), 3 (a1, a3, b1).
@@ -94,7 +95,7 @@ def build_cohorts(conn: psycopg.Connection) -> Cohorts:
         ("a4", "2026-11-09T01:00", "app_open", False),
         ("b1", "2026-11-16T12:05", "app_open", False), ("b1", "2026-11-23T00:00", "steps_import", False),
         ("b2", "2026-11-20T07:10", "app_open", False), ("b2", "2026-11-25T13:00", "app_open", False),
-        ("o1", "2026-11-10T10:00", "coach_message", False), ("late", "2026-11-25T18:05", "app_open", False),
+        ("c1", "2026-11-23T10:00", "steps_import", False), ("o1", "2026-11-10T10:00", "coach_message", False), ("late", "2026-11-25T18:05", "app_open", False),
     ):
         add_event(conn, u[name], when, event_type, deleted=deleted)
     period = report_range(at("2026-11-25T12:00"), start=at("2026-11-02").date())

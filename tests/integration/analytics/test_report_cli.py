@@ -101,3 +101,32 @@ def test_expected_failures_are_one_line(db_url: str, empty_db_url: str, tmp_path
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 or code == 2, result.stderr
     assert report(db_url, "--help").returncode == 0
+
+
+def test_a_progress_line_on_a_terminal(admin: psycopg.Connection, db_url: str) -> None:
+    """stderr on a pseudo-terminal: the progress line is drawn there, the table still goes to stdout."""
+    import pty
+
+    build_cohorts(admin)
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "events_schema", "report", "--from", "2026-11-02", "--as-of", AS_OF],
+            env={**os.environ, "DATABASE_URL": db_url}, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+            stderr=follower, text=True, timeout=120,
+        )
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    assert result.returncode == 0
+    assert b"report [" in drawn and b"running retention" in drawn and b"done" in drawn
+    assert "report [" not in result.stdout and printed_retention(result.stdout)
