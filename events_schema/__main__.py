@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser = commands.add_parser("audit", help="check RLS as PostgREST applies it; rolls back")
     audit.add_arguments(audit_parser)
     audit_parser.set_defaults(run=audit.run)
-    report_parser = commands.add_parser("report", help="weekly engagement cohorts: table, CSVs, chart")
+    report_parser = commands.add_parser(
+        "report", help="weekly engagement cohorts: table, CSVs, chart", description=report_cli.__doc__)
     report_cli.add_arguments(report_parser)
     report_parser.set_defaults(run=report_cli.run)
     return parser

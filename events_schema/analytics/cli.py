@@ -10,14 +10,7 @@ from pathlib import Path
 import psycopg
 
 from events_schema.analytics.report import ReportError, collect, report_range
-from events_schema.seed import _instant
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from events_schema.seed import _instant, _positive_int
 
 
 def _date(text: str) -> date:
@@ -29,7 +22,7 @@ def _date(text: str) -> date:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     span = parser.add_mutually_exclusive_group()
-    span.add_argument("--weeks", type=_positive_int, help="the last N ISO weeks, this one included (default 8)")
+    span.add_argument("--weeks", type=_positive_int, metavar="N", help="the last N ISO weeks, this one included (default 8)")
     span.add_argument("--from", dest="start", type=_date, metavar="DATE",
                       help="first day of the range (its ISO week is the first)")
     parser.add_argument("--to", dest="end", type=_date, metavar="DATE",
