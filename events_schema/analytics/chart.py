@@ -44,6 +44,7 @@ def _weekly_active(ax: plt.Axes, rows: list[Row]) -> None:
     weeks = [r["week_start"] for r in rows]
     ax.plot(weeks, [r["active_users"] for r in rows], marker="o")
     ax.set_ylim(bottom=0)
+    ax.set_xticks(weeks, [f"{w:%Y-%m-%d}" for w in weeks])
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.grid(alpha=0.3)
 
