@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from events_schema.analytics.report import QUERIES, analyst_transaction, parameters, query  # noqa: E402
 from events_schema.analytics.report import report_range  # noqa: E402
 from events_schema.db import connect  # noqa: E402
-from events_schema.seed import seed  # noqa: E402
+from events_schema.seed.seed import seed  # noqa: E402
 from events_schema.settings import get_settings  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
@@ -35,7 +35,7 @@ def simulate_engine(url: str, start: datetime, end: datetime, every: timedelta) 
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     from worker.database import dispose_engines
-    from worker.scan import run_scan
+    from worker.scan.scanner import run_scan
 
     nudged, at = 0, start
     while at < end:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from events_schema.db import connect  # noqa: E402
 from scratch import scratch_database  # noqa: E402
-from worker.import_rows import derive_event_id  # noqa: E402
+from worker.ingest.rows import derive_event_id  # noqa: E402
 
 BATCH_ID = "bench"
 # The kinds of events a wearable/app sync sends, with plausible payloads.

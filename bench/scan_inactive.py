@@ -78,7 +78,7 @@ def main() -> int:
         os.environ["DATABASE_URL"] = url
         get_settings.cache_clear()
         from worker.database import dispose_engines
-        from worker.scan import run_scan  # settings are read from here on
+        from worker.scan.scanner import run_scan  # settings are read from here on
 
         now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
         with connect(url, autocommit=True) as conn:
@@ -120,7 +120,7 @@ def main() -> int:
         with connect(url, autocommit=True) as conn:
             conn.execute("set role service_role")
             conn.execute("set jit = off")  # as the scan runs it
-            from worker.queries import query
+            from worker.scan.scanner import query
 
             ids = [r[0] for r in conn.execute("select user_id from engagement_users order by user_id limit 5000")]
             plan = conn.execute(

@@ -33,7 +33,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from events_schema import audit, seed
+    from events_schema.audit import audit
+    from events_schema.seed import seed
     from events_schema.analytics import cli as report_cli
 
     parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)

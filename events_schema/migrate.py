@@ -22,7 +22,7 @@ from events_schema.settings import get_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
-COMPAT_SQL = PACKAGE_DIR / "sql" / "supabase_compat.sql"
+COMPAT_SQL = PACKAGE_DIR / "compat" / "supabase_compat.sql"
 # Supabase CLI naming: <YYYYMMDDHHMMSS>_<name>.sql
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # Any constant both runners agree on; the text makes it greppable in pg_locks.

@@ -12,11 +12,14 @@ class QueryFolder:
         self.folder = folder
         self._queries = {path.stem: path.read_text(encoding="utf-8") for path in folder.glob("*.sql")}
 
+    @classmethod
+    def beside(cls, module_file: str) -> "QueryFolder":
+        """The `sql/` folder next to a capability's module: each package keeps its own SQL."""
+        return cls(Path(module_file).resolve().parent / "sql")
+
     def __call__(self, name: str) -> str:
         try:
             return self._queries[name]
         except KeyError:
-            raise KeyError(f"no query named {name!r} in {self.folder.name}/") from None
+            raise KeyError(f"no query named {name!r} in {self.folder.parent.name}/{self.folder.name}/") from None
 
-
-query = QueryFolder(Path(__file__).resolve().parent / "sql")

@@ -28,7 +28,7 @@ TEST_STATE_DIR = STATE_DIR / "tests"
 def _stop_embedded_servers() -> Iterator[None]:
     yield
     if TEST_STATE_DIR.exists():
-        from worker.local_services import stop_all
+        from worker.dev_servers.services import stop_all
 
         stop_all(TEST_STATE_DIR)
 
@@ -40,7 +40,7 @@ def _server_url() -> URL:
         psycopg.connect(conninfo(url.render_as_string(hide_password=False)), connect_timeout=3).close()
         return url
     except psycopg.OperationalError:
-        from worker.local_services import ensure_postgres
+        from worker.dev_servers.services import ensure_postgres
 
         return make_url(ensure_postgres(TEST_STATE_DIR)).set(database="postgres")
 
@@ -132,6 +132,6 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         if configured:
             pytest.fail(f"Redis at {url} (REDIS_URL) is not reachable: {exc}")
-    from worker.local_services import ensure_broker
+    from worker.dev_servers.services import ensure_broker
 
     return ensure_broker(TEST_STATE_DIR)

@@ -13,9 +13,9 @@ import sys
 from events_schema.db import DatabaseUnavailable
 
 COMMANDS = {
-    "scan": ("worker.scan_cli", "find inactive users and nudge them (same as the scan_inactive task)"),
-    "import": ("worker.import_cli", "bulk-import events from NDJSON or CSV with the service role"),
-    "tail": ("worker.tail_cli", "print events as they commit, one JSON object per line"),
+    "scan": ("worker.scan.cli", "find inactive users and nudge them (same as the scan_inactive task)"),
+    "import": ("worker.ingest.cli", "bulk-import events from NDJSON or CSV with the service role"),
+    "tail": ("worker.feed.cli", "print events as they commit, one JSON object per line"),
 }
 
 
@@ -36,7 +36,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["services"]:
-        from worker.local_services import main as services_main
+        from worker.dev_servers.services import main as services_main
 
         return services_main(argv[1:])
     args = build_parser(argv[0] if argv else None).parse_args(argv)

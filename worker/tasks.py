@@ -7,22 +7,12 @@ use short, stable names.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 from worker.app import app
+from worker.clock import parse_instant
 
 logger = logging.getLogger(__name__)
-
-
-def parse_instant(value: str | None) -> datetime:
-    """ISO-8601 with an offset, as UTC; None means now from Python's clock."""
-    if value is None:
-        return datetime.now(timezone.utc)
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"as_of {value!r} has no UTC offset; ambiguous")
-    return parsed.astimezone(timezone.utc)
 
 
 @app.task(name="scan_inactive")
@@ -33,7 +23,7 @@ def scan_inactive(
     full: bool = False,
 ) -> dict[str, Any]:
     """Nudge users inactive past a rule's threshold at `as_of`; returns the scan's summary."""
-    from worker.scan import run_scan
+    from worker.scan.scanner import run_scan
 
     summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full)
     logger.info("scan_inactive %s", summary.log_line())
@@ -54,7 +44,7 @@ def import_events(
     senders that split a file (`python -m worker import --enqueue`); `now` (ISO-8601 with offset)
     is for tests. Returns {"inserted", "duplicates", "rejected", "errors": [{"index", "error"}]}.
     """
-    from worker.importer import import_batch
+    from worker.ingest.importer import import_batch
 
     summary = import_batch(
         batch, batch_id=batch_id, positions=positions, unparsed=unparsed,
@@ -67,7 +57,7 @@ def import_events(
 @app.task(name="apply_retention")
 def apply_retention(as_of: str | None = None) -> dict[str, Any]:
     """Soft-delete events older than RETENTION_DAYS at `as_of` (default now); a no-op when unset."""
-    from worker import retention
+    from worker.retention import retention
 
     summary = retention.apply_retention(parse_instant(as_of))
     logger.info("apply_retention %s", summary)
@@ -79,7 +69,7 @@ def forget_user(user_id: str) -> dict[str, Any]:
     """Soft-delete all of one user's events and drop their quarantined input; safe to re-run."""
     from uuid import UUID
 
-    from worker import retention
+    from worker.retention import retention
 
     summary = retention.forget_user(UUID(user_id))
     logger.info("forget_user %s", summary)

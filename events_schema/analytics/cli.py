@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from events_schema.analytics.report import ReportError, collect, report_range
-from events_schema.seed import _instant, _positive_int
+from events_schema.seed.seed import _instant, _positive_int
 
 
 def _date(text: str) -> date:

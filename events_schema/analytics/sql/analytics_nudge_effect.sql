@@ -3,7 +3,7 @@
 --
 --   nudged: every nudge_sent of the rule in the week, measured from the nudge's timestamp;
 --   held:   every episode of the rule that became due in the week (last active + threshold,
---           README "Definitions") but was NOT nudged within `grace` of becoming due: held by
+--           docs/engine.md, "Definitions") but was NOT nudged within `grace` of becoming due: held by
 --           quiet hours or the cool-down and nudged later, or never nudged because the user came
 --           back first. Measured from the moment the episode became due.
 --

@@ -42,7 +42,7 @@ def add_event(conn: psycopg.Connection, user: uuid.UUID, when: str, event_type: 
 
 
 def add_nudge(conn: psycopg.Connection, user: uuid.UUID, when: str, last_active: str) -> None:
-    """A nudge exactly as the engine writes it (README, "Nudge event")."""
+    """A nudge exactly as the engine writes it (docs/engine.md, "Nudge event")."""
     conn.execute(
         "insert into public.engagement_events (user_id, timestamp, event_type, value) values "
         "(%s, %s, 'nudge_sent', jsonb_build_object('rule', 'inactive_48h', 'threshold_hours', 48, "

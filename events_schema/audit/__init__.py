@@ -1,0 +1,1 @@
+"""The RLS audit: the contract checked from the outside, as PostgREST applies requests."""

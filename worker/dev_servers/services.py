@@ -1,0 +1,243 @@
+"""Embedded PostgreSQL and Valkey, for running with nothing installed.
+
+Used only for what the user has not configured (DATABASE_URL / REDIS_URL in the environment or
+`.env`). Both servers run detached, so they outlive the command that started them, and as an
+unprivileged user when we are root (PostgreSQL refuses root; Valkey does not need it). Everything
+they need to be found and stopped again, by `down`, by a second terminal or by the watchdog after a
+crash, lives in the state folder:
+
+    services.lock    serialises up / down / watchdog
+    services.env     URLs of the embedded servers, read by Settings
+    postgres/        PostgreSQL data folder (service user, 0700); postmaster.pid inside
+    postgres.port    port chosen once, reused while it stays free
+    postgres.log
+    valkey/          Valkey folder (service user, 0700) with valkey.pid and valkey.log
+    valkey.port
+    watchdog.pid, watchdog.log
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from events_schema.settings import STATE_DIR
+from worker.dev_servers.runtime import (
+    VALKEY_STOP_TIMEOUT,
+    Account,
+    ServiceError,
+    _locked,
+    _process_of,
+    _read_int,
+    _server_home,
+    _terminate,
+    command_line,
+    service_account,
+)
+from worker.dev_servers.servers import (
+    _pg_running,
+    _pg_stop,
+    _pg_url,
+    _redis_url,
+    broker_answers,
+    ensure_broker,
+    ensure_postgres,
+    postgres_answers,
+)
+
+WATCH_INTERVAL = 1.0
+# Where `python -m worker.dev_servers.services` resolves, for the watchdog's working folder.
+IMPORT_ROOT = Path(__file__).resolve().parents[2]
+
+# ---------------------------------------------------------------------------------------------
+# Lifetime: services.env, stop_all, watchdog
+
+
+def write_services_env(state_dir: Path, database_url: str | None, redis_url: str | None) -> None:
+    """Record the embedded servers' URLs where Settings looks, so a second terminal finds them."""
+    target = state_dir / "services.env"
+    urls = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    lines = [f"{name}={url}\n" for name, url in urls.items() if url]
+    if not lines:
+        target.unlink(missing_ok=True)
+        return
+    temporary = state_dir / "services.env.tmp"
+    temporary.write_text("".join(lines))
+    os.replace(temporary, target)
+
+
+def _stop_watchdog(state_dir: Path) -> None:
+    pid = _process_of(state_dir / "watchdog.pid", "worker.dev_servers.services watchdog")
+    if pid is not None:
+        _terminate(pid, 2.0)
+    (state_dir / "watchdog.pid").unlink(missing_ok=True)
+
+
+def stop_all(state_dir: Path) -> None:
+    """Stop the watchdog and both embedded servers of this state folder; harmless when none run."""
+    if not state_dir.is_dir():
+        return
+    with _locked(state_dir):
+        _stop_watchdog(state_dir)
+        (state_dir / "services.env").unlink(missing_ok=True)
+        problems: list[str] = []
+        home = _server_home(state_dir, service_account())
+        data_dir = home / "postgres"
+        if (data_dir / "PG_VERSION").exists():
+            account = Account.of(data_dir.stat().st_uid)
+            try:
+                if _pg_running(data_dir, account):
+                    _pg_stop(data_dir, account)
+            except ServiceError as exc:
+                problems.append(str(exc))
+        pid_file = home / "valkey" / "valkey.pid"
+        pid = _process_of(pid_file, "valkey-server")
+        if pid is not None:
+            try:
+                _terminate(pid, VALKEY_STOP_TIMEOUT)
+            except ServiceError as exc:
+                problems.append(f"Valkey: {exc}")
+        pid_file.unlink(missing_ok=True)  # left behind after a SIGKILL
+        if problems:
+            raise ServiceError("; ".join(problems))
+
+
+def start_watchdog(state_dir: Path, parent: int) -> None:
+    """A detached process that runs stop_all once `parent` is gone, even if it died by SIGKILL.
+
+    It has its own session, so the launcher's Ctrl-C or a kill of its process group spares it;
+    it reports "ready" before we return, so a watchdog that cannot start is an error, not a gap.
+    """
+    with _locked(state_dir):
+        _stop_watchdog(state_dir)  # one watchdog per state folder: the newest launcher owns the servers
+        with open(state_dir / "watchdog.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "worker.dev_servers.services", "watchdog",
+                 "--parent", str(parent), "--state-dir", str(state_dir)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                cwd=IMPORT_ROOT, start_new_session=True,
+            )
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        proc.stdout.close()
+        if ready.strip() != b"ready":
+            raise ServiceError(f"the watchdog did not start; see {state_dir / 'watchdog.log'}")
+        (state_dir / "watchdog.pid").write_text(f"{proc.pid}\n")
+
+
+def _watch(state_dir: Path, parent: int) -> None:
+    print("ready", flush=True)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nobody reads the pipe any more
+    while command_line(parent) is not None:
+        time.sleep(WATCH_INTERVAL)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} process {parent} is gone; stopping the services",
+          file=sys.stderr)
+    stop_all(state_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def configured_url(name: str) -> str | None:
+    """A URL the user configured: environment, then ./.env, as Settings reads them (not services.env)."""
+    for source in (os.environ, dotenv_values(".env")):
+        for key, value in source.items():
+            if key.upper() == name and value:
+                return value
+    return None
+
+
+def _masked(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def _up(state_dir: Path, watch_parent: int | None) -> int:
+    database_url = configured_url("DATABASE_URL")
+    redis_url = configured_url("REDIS_URL")
+    # Only something we start needs watching.
+    watched = watch_parent if database_url is None or redis_url is None else None
+    if watched is not None:
+        start_watchdog(state_dir, watched)  # first, so a crash while starting is covered too
+    embedded_db = None if database_url else ensure_postgres(state_dir)
+    embedded_broker = None if redis_url else ensure_broker(state_dir)
+    if watched is not None and command_line(watched) is None:
+        # It died while we were starting; the watchdog may have stopped too early to see it all.
+        stop_all(state_dir)
+        raise ServiceError(f"process {watched} exited while the services were starting; stopped them")
+    write_services_env(state_dir, embedded_db, embedded_broker)
+    print(f"DATABASE_URL={database_url or embedded_db}")
+    print(f"REDIS_URL={redis_url or embedded_broker}")
+    return 0
+
+
+def _status(state_dir: Path) -> int:
+    checks: list[tuple[str, str, Callable[[int], str], Callable[[str], bool]]] = [
+        ("DATABASE_URL", "postgres.port", _pg_url, postgres_answers),
+        ("REDIS_URL", "valkey.port", _redis_url, broker_answers),
+    ]
+    all_answer = True
+    for name, port_file, url_for, answers in checks:
+        url, origin = configured_url(name), "configured"
+        if url is None:
+            port = _read_int(state_dir / port_file)
+            url, origin = (url_for(port) if port is not None else None), "embedded"
+        ok = url is not None and answers(url)
+        all_answer = all_answer and ok
+        print(f"{name}={_masked(url) if url else ''}  ({origin}, {'answering' if ok else 'not answering'})")
+    return 0 if all_answer else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`up [--watch-parent PID]`, `down`, `status`; errors are one line on stderr and exit 1."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=STATE_DIR,
+                        help="where the servers keep data, ports, pid files and logs")
+    parser = argparse.ArgumentParser(prog="worker services",
+                                     description="Embedded PostgreSQL and Valkey for what is not configured.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", parents=[common],
+                             help="start what DATABASE_URL / REDIS_URL do not configure")
+    up.add_argument("--watch-parent", type=int, metavar="PID", help="stop the servers when this process dies")
+    commands.add_parser("down", parents=[common], help="stop the embedded servers")
+    commands.add_parser("status", parents=[common], help="show the URLs and whether they answer")
+    watchdog = commands.add_parser("watchdog", parents=[common],
+                                   help="internal: started by up --watch-parent")
+    watchdog.add_argument("--parent", type=int, required=True)
+    args = parser.parse_args(argv)
+    state_dir = args.state_dir.absolute()
+    try:
+        if args.command == "up":
+            return _up(state_dir, args.watch_parent)
+        if args.command == "down":
+            stop_all(state_dir)
+            return 0
+        if args.command == "status":
+            return _status(state_dir)
+        _watch(state_dir, args.parent)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except ServiceError as exc:
+        message = str(exc)
+    except Exception as exc:  # the CLI promises one line, never a traceback
+        message = f"unexpected {type(exc).__name__}: {exc}"
+    print(f"services: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

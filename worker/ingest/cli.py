@@ -1,0 +1,189 @@
+"""`python -m worker import`: bulk-import an NDJSON or CSV file, or replay quarantined rows.
+
+The file is streamed (constant memory) and written in chunks by this process, or with
+`--enqueue` sent chunk by chunk to the workers' `import_events` task; either way the summary is
+the same and the exit status is 1 when any row was refused (they are in the quarantine).
+A re-run with the same batch id inserts nothing twice; the default batch id is the hash of the
+file's content, so re-running the same file is safe wherever the file lies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import kombu.exceptions
+import psycopg
+import sqlalchemy.exc
+
+from events_schema.progress import Progress
+from events_schema.settings import get_settings
+from worker.ingest.sources import FORMATS, ImportFileError, Row, file_content_id, read_rows
+from worker.ingest.importer import ImportSummary, chunks, import_rows, replay_rejected
+
+# Longest line read at once: any valid event fits (its value may be written with \u escapes).
+LINE_LIMIT_FACTOR = 6
+LINE_LIMIT_SLACK = 64 * 1024
+# Batches sent with --enqueue and not yet finished: bounds memory and the broker's backlog.
+MAX_IN_FLIGHT = 4
+SHOWN_ERRORS = 20
+
+
+class EnqueueError(RuntimeError):
+    """A batch sent to the workers failed or did not finish in time; one line for the user."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", type=Path, help="NDJSON (one event object per line) or CSV file")
+    parser.add_argument("--format", choices=FORMATS, help="default: csv for *.csv files, else ndjson")
+    parser.add_argument("--batch-size", type=int, help="rows per transaction / per task (default IMPORT_CHUNK_SIZE)")
+    parser.add_argument("--batch-id", help="ids of rows without one derive from it and the line number; "
+                        "default: the hash of the file's content. Reuse it to re-run safely")
+    parser.add_argument("--enqueue", action="store_true", help="send the batches to the workers (import_events)")
+    parser.add_argument("--timeout", type=float, default=600, help="--enqueue: seconds to wait for each batch")
+    parser.add_argument("--replay-rejected", action="store_true",
+                        help="re-validate quarantined rows (of --batch-id, or all) and move those that pass")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _rows_note(total: ImportSummary) -> str:
+    return f"{total.inserted + total.duplicates + total.rejected:,} rows"
+
+
+def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float,
+             progress: Progress, done_bytes: Any) -> ImportSummary:
+    """Send chunks to `import_events` and add up their summaries, a few batches in flight."""
+    from worker.tasks import import_events
+
+    total = ImportSummary(batch_id)
+    in_flight: deque[tuple[int, Any]] = deque()
+
+    def collect() -> None:
+        first_line, result = in_flight[0]
+        try:
+            outcome = result.get(timeout=timeout)
+        except Exception as exc:  # whatever the worker raised, re-created here, or the timeout
+            failure = f"the batch from line {first_line} did not complete: {type(exc).__name__}: {exc}"
+        else:
+            failure = None
+        if failure:
+            raise EnqueueError(failure)
+        in_flight.popleft()
+        total.merge(ImportSummary.from_dict(outcome))
+        result.forget()
+        progress.update(done_bytes(), _rows_note(total))
+
+    try:
+        for chunk in chunks(rows, batch_size):
+            parsed = [row for row in chunk if row.error is None]
+            unparsed = [
+                {"position": row.position, "raw": row.raw, "error": row.error,
+                 "csv_columns": list(row.csv_columns) if row.csv_columns else None}
+                for row in chunk if row.error is not None
+            ]
+            in_flight.append((chunk[0].position, import_events.apply_async(kwargs={
+                "batch": [row.parsed for row in parsed],
+                "batch_id": batch_id,
+                "positions": [row.position for row in parsed],
+                "unparsed": unparsed,
+            })))
+            if len(in_flight) >= MAX_IN_FLIGHT:
+                collect()
+        while in_flight:
+            collect()
+    finally:
+        # Celery keeps waiting results registered; one left for interpreter exit makes it
+        # unsubscribe from a Redis connection that is already gone. Release them now.
+        for _, result in in_flight:
+            result.backend.remove_pending_result(result)
+    return total
+
+
+def _print_summary(summary: ImportSummary, args: argparse.Namespace, seconds: float, replay: bool) -> None:
+    position_key = "position" if replay else "line"
+    if args.json:
+        print(json.dumps({**summary.as_dict(position_key, with_batch=replay), "seconds": round(seconds, 3)}))
+        return
+    handled = summary.inserted + summary.duplicates + summary.rejected
+    what = "replayed" if replay else f"imported {args.path}"
+    print(f"{what} (batch {summary.batch_id or 'all'}): {summary.inserted:,} inserted, "
+          f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
+          f"in {seconds:.1f} s ({handled / max(seconds, 1e-9):,.0f} rows/s)")
+    for batch_id, position, reason in summary.errors[:SHOWN_ERRORS]:
+        where = f"{batch_id} row {position}" if replay else f"line {position}"
+        print(f"  {where}: {reason}")
+    if summary.rejected > SHOWN_ERRORS:
+        print(f"  ... and {summary.rejected - SHOWN_ERRORS:,} more")
+    if summary.rejected:
+        batch = f" --batch-id {summary.batch_id}" if summary.batch_id else ""
+        print("Refused rows are kept in public.engagement_import_quarantine with their reason; "
+              f"once fixed: python -m worker import --replay-rejected{batch}")
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+# The database, the broker or a worker failed along the way: one line, and what to do.
+SERVICE_ERRORS = (EnqueueError, psycopg.OperationalError, sqlalchemy.exc.OperationalError,
+                  kombu.exceptions.OperationalError)
+
+
+def _service_error(exc: Exception, advice: str) -> int:
+    print(f"error: {str(exc).strip().splitlines()[0]}\n{advice}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    batch_size = args.batch_size or settings.import_chunk_size
+    if batch_size <= 0:
+        return _usage_error("--batch-size must be positive")
+    if args.batch_id is not None and not args.batch_id.strip():
+        return _usage_error("--batch-id must not be empty")
+    started = time.monotonic()
+    if args.replay_rejected:
+        if args.path or args.enqueue:
+            return _usage_error("--replay-rejected takes no file and runs in this process (no --enqueue)")
+        try:
+            summary = replay_rejected(args.batch_id, chunk_size=batch_size)
+        except SERVICE_ERRORS as exc:
+            return _service_error(exc, "Chunks already replayed stay replayed; run the replay again to finish.")
+        _print_summary(summary, args, time.monotonic() - started, replay=True)
+        return 1 if summary.rejected else 0
+    if args.path is None:
+        return _usage_error("give a file to import, or --replay-rejected")
+    fmt = args.format or ("csv" if args.path.suffix.lower() == ".csv" else "ndjson")
+    max_line_bytes = LINE_LIMIT_FACTOR * settings.import_max_value_bytes + LINE_LIMIT_SLACK
+    try:
+        batch_id = args.batch_id or file_content_id(args.path)
+        stream = args.path.open("rb")
+    except OSError as exc:
+        return _usage_error(f"cannot read {args.path}: {exc.strerror or exc}")
+    with stream:
+        progress = Progress(args.path.stat().st_size, "importing bytes")
+        rows = read_rows(stream, fmt, max_line_bytes)
+        try:
+            if args.enqueue:
+                summary = _enqueue(rows, batch_id, batch_size, args.timeout, progress, stream.tell)
+            else:
+                summary = import_rows(
+                    rows, batch_id, chunk_size=batch_size,
+                    on_chunk=lambda total: progress.update(stream.tell(), _rows_note(total)),
+                )
+        except ImportFileError as exc:
+            return _usage_error(f"{args.path}: {exc}")
+        except SERVICE_ERRORS as exc:
+            return _service_error(exc, f"Chunks already written stay written; re-running with "
+                                       f"--batch-id {batch_id} inserts each row once.")
+        finally:
+            progress.close()
+    _print_summary(summary, args, time.monotonic() - started, replay=False)
+    return 1 if summary.rejected else 0

@@ -1,0 +1,253 @@
+"""Validating one imported event, with a precise reason for every refusal.
+
+The table's constraints and policies would refuse most bad rows too, but a refused statement
+fails its whole chunk and says nothing about which row: checking each row here first lets the
+importer insert the good rows, and quarantine each bad one with a reason a person can act on.
+Whether the user exists is the one rule checked in SQL (worker/ingest/sql/import_insert_events.sql),
+in the same round trip as the insert.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, ValidationInfo, field_validator
+
+FIELDS = ("id", "user_id", "event_type", "timestamp", "value")
+REQUIRED_FIELDS = ("user_id", "event_type")
+# The table's own rule: constraint engagement_events_event_type_format.
+EVENT_TYPE_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
+# Fixed forever: derived event ids must not change between releases, or re-runs would duplicate.
+EVENT_ID_NAMESPACE = uuid.UUID("5b0a4f53-2f64-4d4e-9a51-3c1e0c0d8f6e")
+
+
+def derive_event_id(batch_id: str, position: int) -> uuid.UUID:
+    """The id of a row sent without one: the same batch id and position give the same id."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{batch_id}:{position}")
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """A value as it appears in JSON, shortened and ASCII-only, for a message about it."""
+    text = json.dumps(value, ensure_ascii=True, default=repr)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, as the sender would call it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a row is checked against: the reserved types (read from the database) and the limits."""
+
+    reserved_event_types: frozenset[str]
+    max_value_bytes: int
+    max_clock_skew: timedelta
+
+
+class ValidEvent(NamedTuple):
+    """A row ready to insert: UTC timestamp, id decided, value serialised once."""
+
+    position: int
+    id: uuid.UUID
+    user_id: uuid.UUID
+    timestamp: datetime
+    event_type: str
+    value_json: str
+
+
+def _find_unstorable(value: Any, path: str = "$") -> str | None:
+    """Where a decoded JSON value holds what jsonb refuses: U+0000 or an unpaired surrogate."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path} contains \\u0000, which PostgreSQL's jsonb cannot store"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{path} contains an unpaired surrogate \\u{ord(value[exc.start]):04x}"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_unstorable(key, f"{path} key {show(key, 40)}") or _find_unstorable(
+                item, f"{path}.{key}" if isinstance(key, str) and key.isidentifier() else f"{path}[{show(key, 40)}]"
+            )
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _find_unstorable(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+class IncomingEvent(BaseModel):
+    """One event as a sender writes it. Context: `rules` (Rules) and `now` (aware datetime).
+
+    UUIDs and the event type's pattern are checked by pydantic's core; `value` comes out as the
+    compact JSON text the jsonb column receives, serialised once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID | None = None
+    user_id: uuid.UUID
+    event_type: Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN)]
+    timestamp: datetime | None = None
+    value: str = "{}"
+
+    @field_validator("event_type")
+    @classmethod
+    def _not_reserved(cls, event_type: str, info: ValidationInfo) -> str:
+        rules: Rules = info.context["rules"]
+        if event_type in rules.reserved_event_types:
+            reserved = ", ".join(sorted(rules.reserved_event_types))
+            raise ValueError(f"event_type {show(event_type)} is reserved for the nudge engine (reserved: {reserved})")
+        return event_type
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, raw: Any, info: ValidationInfo) -> datetime | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            raise ValueError(
+                f"timestamp must be an ISO-8601 string with a UTC offset, got {json_type(raw)} {show(raw)}"
+            )
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(f"timestamp {show(raw)} is not an ISO-8601 date and time") from None
+        if parsed.tzinfo is None:
+            raise ValueError(
+                f"timestamp {show(raw)} has no UTC offset, so the instant is ambiguous; "
+                "add one, e.g. Z or +02:00"
+            )
+        utc = parsed.astimezone(timezone.utc)
+        rules: Rules = info.context["rules"]
+        now: datetime = info.context["now"]
+        ahead = utc - now
+        if ahead > rules.max_clock_skew:
+            raise ValueError(
+                f"timestamp {show(raw)} is {ahead.total_seconds():.0f} s in the future (now is "
+                f"{now.isoformat(timespec='seconds')}); at most {rules.max_clock_skew.total_seconds():.0f} s "
+                "of clock skew is allowed"
+            )
+        return utc
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value(cls, raw: Any, info: ValidationInfo) -> str:
+        if not isinstance(raw, dict):
+            raise ValueError(f"value must be a JSON object, got {json_type(raw)} {show(raw)}")
+        try:
+            text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            raise ValueError("value contains NaN or Infinity, which JSON does not allow") from None
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:  # an unpaired surrogate; found and named below
+            size = -1
+        # json writes U+0000 as \u0000; the text may also hold that escape literally, so look.
+        if size < 0 or "\\u0000" in text:
+            problem = _find_unstorable(raw)
+            if problem:
+                raise ValueError(f"value: {problem}")
+        rules: Rules = info.context["rules"]
+        if size > rules.max_value_bytes:
+            raise ValueError(f"value is {size} bytes as JSON, over the limit of {rules.max_value_bytes} bytes")
+        return text
+
+
+def _reason(exc: ValidationError) -> str:
+    """Every problem of the row, in field order, as one line."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in error["loc"])
+        kind = error["type"]
+        if kind == "value_error":
+            parts.append(str(error["ctx"]["error"]))
+        elif kind == "missing":
+            parts.append(f"{field} is required")
+        elif kind == "extra_forbidden":
+            parts.append(f"unknown field {show(field, 40)} (fields are: {', '.join(FIELDS)})")
+        elif kind == "string_pattern_mismatch":
+            parts.append(
+                f"event_type {show(error['input'])} must be lowercase snake_case: a letter, then at most 62 "
+                f"letters, digits or underscores ({EVENT_TYPE_PATTERN})"
+            )
+        elif kind == "uuid_parsing":
+            parts.append(f"{field} {show(error['input'])} is not a UUID")
+        elif kind in ("uuid_type", "string_type"):
+            expected = "a UUID string" if kind == "uuid_type" else "a string"
+            parts.append(f"{field} must be {expected}, got {json_type(error['input'])} {show(error['input'])}")
+        elif kind == "model_type":
+            parts.append(f"expected a JSON object, got {json_type(error['input'])} {show(error['input'])}")
+        else:
+            parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def validate_event(
+    obj: Any,
+    *,
+    rules: Rules,
+    now: datetime,
+    batch_id: str,
+    position: int,
+    default_timestamp: datetime,
+) -> ValidEvent | str:
+    """The row ready to insert, or the reason it is refused.
+
+    A row without `timestamp` gets `default_timestamp` (when it was received); one without `id`
+    gets the id derived from (batch_id, position), so sending the batch again inserts nothing.
+    """
+    try:
+        event = IncomingEvent.model_validate(obj, context={"rules": rules, "now": now})
+    except ValidationError as exc:
+        return _reason(exc)
+    return ValidEvent(
+        position=position,
+        id=event.id or derive_event_id(batch_id, position),
+        user_id=event.user_id,
+        timestamp=event.timestamp or default_timestamp,
+        event_type=event.event_type,
+        value_json=event.value,
+    )
+
+
+def event_id_of(obj: Any, batch_id: str, position: int) -> uuid.UUID:
+    """The id a refused row would get once it passes: its own if readable, else the derived one."""
+    if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+        try:
+            return uuid.UUID(obj["id"])
+        except ValueError:
+            pass
+    return derive_event_id(batch_id, position)
+
+
+def user_id_of(obj: Any) -> uuid.UUID | None:
+    """The refused row's user where it can be read, so erasure finds quarantined input too."""
+    if isinstance(obj, dict) and isinstance(obj.get("user_id"), str):
+        try:
+            return uuid.UUID(obj["user_id"])
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,1 @@
+"""Retention and erasure: soft-deleting old events, and all of one user's."""

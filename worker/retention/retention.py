@@ -1,0 +1,101 @@
+"""Retention and "forget me": soft deletes (`is_deleted`) in bounded chunks, safe to re-run.
+
+Each chunk is its own short transaction, so neither holds row locks on many events at once on a
+busy table; a run that stops halfway is finished by the next run. A soft-deleted event is hidden
+from its user by RLS and dropped from the engine's `engagement_last_activity` by the table's
+update trigger as soon as the chunk commits. The hard delete is deleting the auth user: the
+foreign key cascades to their events (and triggers remove their feed entries and quarantined
+input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg.errors
+
+from events_schema.queries import QueryFolder
+from events_schema.settings import get_settings
+from worker.database import service_transaction
+
+query = QueryFolder.beside(__file__)
+
+# Most event rows one 8 KiB heap page can hold: the smallest row (`{}` payload, one-letter type)
+# takes 72 bytes plus a 4-byte line pointer, so 107 fit (measured). A chunk of N rows spans
+# N / 107 pages, so it never touches more than N rows.
+MAX_ROWS_PER_PAGE = 107
+DEADLOCK_ATTEMPTS = 3
+
+T = TypeVar("T")
+
+
+def _chunk(name: str, params: dict[str, Any], result: Callable[[psycopg.Cursor[Any]], T], url: str | None) -> T:
+    """Run query `name` as one chunk in its own transaction. A deadlock (retention and a forget
+    crossing on the same rows) aborts one side; every chunk is idempotent, so it runs again."""
+    attempt = 1
+    while True:
+        try:
+            with service_transaction(url) as conn:
+                return result(conn.execute(query(name), params))
+        except psycopg.errors.DeadlockDetected:
+            if attempt == DEADLOCK_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _rowcount(cursor: psycopg.Cursor[Any]) -> int:
+    return cursor.rowcount
+
+
+def _one_row(cursor: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    return cursor.fetchone()
+
+
+def apply_retention(
+    as_of: datetime,
+    *,
+    retention_days: int | None = None,
+    chunk_size: int | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """Soft-delete events older than `retention_days` (default RETENTION_DAYS) at `as_of`.
+
+    Off (a no-op that touches nothing) when no retention is configured. The table is walked in
+    page ranges of at most `chunk_size` rows each (default RETENTION_CHUNK_SIZE).
+    """
+    settings = get_settings()
+    days = retention_days if retention_days is not None else settings.retention_days
+    if days is None:
+        return {"soft_deleted": 0, "chunks": 0, "cutoff": None, "note": "retention is off (RETENTION_DAYS unset)"}
+    cutoff = as_of - timedelta(days=days)
+    pages_per_chunk = max(1, (chunk_size or settings.retention_chunk_size) // MAX_ROWS_PER_PAGE)
+    pages = _chunk("retention_table_pages", {}, lambda cur: cur.fetchone()[0], url)
+    soft_deleted = chunks = 0
+    for first_page in range(0, pages, pages_per_chunk):
+        params = {"first_page": f"({first_page},0)", "end_page": f"({first_page + pages_per_chunk},0)", "cutoff": cutoff}
+        soft_deleted += _chunk("retention_soft_delete_pages", params, _rowcount, url)
+        chunks += 1
+    return {"soft_deleted": soft_deleted, "chunks": chunks, "cutoff": cutoff.isoformat()}
+
+
+def forget_user(user_id: UUID, *, chunk_size: int | None = None, url: str | None = None) -> dict[str, Any]:
+    """Soft-delete all of one user's events, newest first, and drop their quarantined input.
+
+    Events logged after this call are kept: it forgets the past, it does not block the user.
+    """
+    limit = chunk_size or get_settings().retention_chunk_size
+    params: dict[str, Any] = {"user_id": user_id, "through": "infinity", "limit": limit}
+    soft_deleted = chunks = 0
+    while True:
+        count, oldest = _chunk("retention_forget_user_chunk", params, _one_row, url)
+        chunks += 1
+        if count == 0:
+            break
+        soft_deleted += count
+        # Ties at `oldest` not yet deleted are found again; those deleted are filtered out.
+        params["through"] = oldest
+    purged = _chunk("retention_forget_user_quarantine", params, _rowcount, url)
+    return {"user_id": str(user_id), "soft_deleted": soft_deleted, "chunks": chunks, "quarantine_purged": purged}

@@ -1,0 +1,65 @@
+"""`python -m worker scan`: the same scan as the `scan_inactive` task, run in-process, with a
+readable table of who is due and why (or the JSON summary)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from worker.scan.scanner import Decision, run_scan
+from worker.clock import parse_instant
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as-of", help="ISO-8601 instant with offset (default: now)")
+    parser.add_argument("--rule", action="append", dest="rules", metavar="NAME",
+                        help="scan only this rule (repeatable; default: all configured rules)")
+    parser.add_argument("--dry-run", action="store_true", help="decide and report, write nothing")
+    parser.add_argument("--full", action="store_true", help="examine everyone who may be due, not only recent crossings")
+    parser.add_argument("--json", action="store_true", help="print the JSON summary only")
+    parser.add_argument("--limit", type=int, default=50, help="rows of the table to print (default 50)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        as_of = parse_instant(args.as_of)
+    except ValueError as exc:
+        print(f"error: --as-of: {exc}", file=sys.stderr)
+        return 2
+    shown: list[Decision] = []
+    hidden = 0
+
+    def collect(decision: Decision) -> None:
+        nonlocal hidden
+        if args.json:
+            return
+        if len(shown) < args.limit:
+            shown.append(decision)
+        else:
+            hidden += 1
+
+    try:
+        summary = run_scan(as_of, rule_names=args.rules, dry_run=args.dry_run, full=args.full, on_decision=collect)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+        return 0 if summary.ran else 1
+    if shown:
+        header = f"{'user_id':36}  {'rule':16}  {'last_active_at (UTC)':20}  {'idle h':>7}  {'local time':22}  decision"
+        print(header)
+        print("-" * len(header))
+        for d in shown:
+            idle = (as_of - d.last_active_at).total_seconds() / 3600
+            local = f"{d.local_time.strftime('%H:%M')} {d.timezone}"
+            print(f"{str(d.user_id):36}  {d.rule:16}  {d.last_active_at:%Y-%m-%d %H:%M:%S}  {idle:7.1f}  {local:22}  {d.decision}")
+        if hidden:
+            print(f"... and {hidden} more (--limit)")
+        print()
+    print(summary.log_line())
+    for r in summary.rules:
+        print(f"  {r.rule} ({r.mode}, {r.threshold_hours:g} h): examined={r.examined} due={r.due} "
+              f"nudged={r.nudged} " + " ".join(f"{k}={v}" for k, v in r.skipped.items()))
+    return 0 if summary.ran else 1
