@@ -2,10 +2,10 @@
 -- the share of users who came back (had activity) within 24 h and within 72 h, for two groups:
 --
 --   nudged: every nudge_sent of the rule in the week, measured from the nudge's timestamp;
---   held:   every episode of the rule that became due in the week (last active + threshold,
---           docs/engine.md, "Definitions") but was NOT nudged within `grace` of becoming due: held by
---           quiet hours or the cool-down and nudged later, or never nudged because the user came
---           back first. Measured from the moment the episode became due.
+--   held:   every episode of the rule that became due in the week (last active + threshold;
+--           docs/engine.md, "Definitions") but was NOT nudged within `grace` of becoming due:
+--           held by quiet hours or the cool-down and nudged later, or never nudged because the
+--           user came back first. Measured from the moment the episode became due.
 --
 -- The held group is the comparison: users in the same lapse who did not get the nudge at that
 -- moment, so a high share among the nudged is not mistaken for the nudge's doing when users come

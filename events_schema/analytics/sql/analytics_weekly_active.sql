@@ -1,8 +1,8 @@
 -- Weekly active users: for each ISO week (Monday 00:00 UTC) of [range_start, range_end), the
 -- number of distinct users with activity in it.
 --
--- Activity is the engine's definition (docs/engine.md, "Definitions"): an event that is not soft-deleted
--- and whose type is not reserved for the engine (public.engagement_reserved_event_types():
+-- Activity is the engine's definition (docs/engine.md, "Definitions"): an event that is not
+-- soft-deleted and whose type is not reserved for the engine (public.engagement_reserved_event_types():
 -- nudge_sent, nudge_delivered, nudge_failed). Only activity at or after the user's sign-up
 -- (engagement_users.signed_up_at) counts, as in the retention query, so the two agree.
 --
