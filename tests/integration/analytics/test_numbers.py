@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.integration.analytics.cohorts import at, build_cohorts, build_nudges, by, run_as_service
+from events_schema.analytics.report import analyst_transaction, parameters, report_range, run_queries
+from events_schema.settings import NudgeRule
+from tests.integration.analytics.cohorts import (
+    GRACE, add_event, add_user, at, build_cohorts, build_nudges, by, run_as_service,
+)
 
 
 def test_retention_cells_are_exact_with_null_for_weeks_past_the_range(admin: psycopg.Connection) -> None:
@@ -60,8 +64,6 @@ def test_nudged_and_held_shares_within_24_and_72_hours(admin: psycopg.Connection
 
 def test_windows_not_over_at_as_of_are_left_out_not_counted_as_gone(admin: psycopg.Connection) -> None:
     """Made at 11-06 09:00: only n1's 24 h window (from 11-05 08:10) has ended; no 72 h one has."""
-    from events_schema.analytics.report import report_range
-
     world = build_nudges(admin)
     period = report_range(at("2026-11-06T09:00"), start=at("2026-11-02").date())
     rows = by(run_as_service(admin, period)["nudge_effect"].rows, "group")
@@ -69,3 +71,22 @@ def test_windows_not_over_at_as_of_are_left_out_not_counted_as_gone(admin: psyco
     assert (nudged["members"], nudged["observed_24h"], nudged["back_24h"], nudged["share_24h"]) == (4, 1, 1, 1.0)
     assert (nudged["observed_72h"], nudged["share_72h"]) == (0, None)
     assert (held["members"], held["observed_24h"], held["share_24h"]) == (2, 0, None)  # h1, h2; h4 due later
+
+
+def test_a_rule_that_narrows_the_counted_types_counts_only_them(admin: psycopg.Connection) -> None:
+    """Rule goals_48h counts goal_complete only: the app opens neither end the lapse nor count as back.
+
+    Last goal 11-03 07:00 -> due 11-05 07:00 (app opens on 11-04 and 11-05 10:00 do not count);
+    next goal 11-06 12:00, 29 h after: back within 72 h, not within 24 h.
+    """
+    user = add_user(admin, "2026-10-01T00:00")
+    for when, event_type in (("2026-11-03T07:00", "goal_complete"), ("2026-11-04T09:00", "app_open"),
+                             ("2026-11-05T10:00", "app_open"), ("2026-11-06T12:00", "goal_complete")):
+        add_event(admin, user, when, event_type)
+    rule = NudgeRule(name="goals_48h", threshold_hours=48, event_types=["goal_complete"])
+    period = report_range(at("2026-11-25T12:00"), start=at("2026-11-02").date(), end=at("2026-11-07").date())
+    with admin.transaction():
+        analyst_transaction(admin)
+        rows = run_queries(admin, parameters(period, [rule], GRACE))["nudge_effect"].rows
+    assert [(r["rule"], r["group"], r["members"], r["back_24h"], r["back_72h"]) for r in rows] == [
+        ("goals_48h", "held", 1, 0, 1)]
