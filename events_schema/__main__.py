@@ -1,4 +1,4 @@
-"""`python -m events_schema migrate|status|seed|audit`: the database contract's command line.
+"""`python -m events_schema migrate|status|seed|audit|report`: the database contract's command line.
 
 Failures print one line to stderr and exit non-zero; no tracebacks for expected errors.
 """
@@ -35,6 +35,7 @@ def _status(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from events_schema.audit import audit
     from events_schema.seed import seed
+    from events_schema.analytics import cli as report_cli
 
     parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)
     parser.add_argument("--database-url", help="SQLAlchemy URL; default: DATABASE_URL / settings")
@@ -47,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser = commands.add_parser("audit", help="check RLS as PostgREST applies it; rolls back")
     audit.add_arguments(audit_parser)
     audit_parser.set_defaults(run=audit.run)
+    report_parser = commands.add_parser(
+        "report", help="weekly engagement cohorts: table, CSVs, chart", description=report_cli.__doc__)
+    report_cli.add_arguments(report_parser)
+    report_parser.set_defaults(run=report_cli.run)
     return parser
 
 

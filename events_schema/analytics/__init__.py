@@ -1,0 +1,1 @@
+"""Weekly engagement cohorts for analysts: SQL in sql/, run by `python -m events_schema report`."""

@@ -1,0 +1,66 @@
+"""`python -m events_schema report`: weekly engagement cohorts as a table, CSVs and a chart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import psycopg
+
+from events_schema.analytics.report import ReportError, collect, report_range
+from events_schema.seed.seed import _instant, _positive_int
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    span = parser.add_mutually_exclusive_group()
+    span.add_argument("--weeks", type=_positive_int, metavar="N", help="the last N ISO weeks, this one included (default 8)")
+    span.add_argument("--from", dest="start", type=_date, metavar="DATE",
+                      help="first day of the range (its ISO week is the first)")
+    parser.add_argument("--to", dest="end", type=_date, metavar="DATE",
+                        help="last day of the range, included (with --from; default: up to now)")
+    parser.add_argument("--as-of", type=_instant, default=None, metavar="ISO",
+                        help="the instant the report is made at (default: now); later data is ignored")
+    parser.add_argument("--csv", type=Path, metavar="DIR", help="write each result as DIR/<name>.csv")
+    parser.add_argument("--png", type=Path, metavar="PATH", help="draw the charts into this PNG")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.end is not None and args.start is None:
+        print("error: --to needs --from", file=sys.stderr)
+        return 2
+    as_of = args.as_of or datetime.now(timezone.utc)
+    try:
+        period = report_range(as_of, args.weeks, args.start, args.end)
+        results = collect(args.database_url, period)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        detail = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+        hint = " (is the database migrated?)" if isinstance(exc, psycopg.errors.UndefinedTable) else ""
+        print(f"error: the report query failed: {detail}{hint}", file=sys.stderr)
+        return 1
+    from events_schema.analytics.tables import render, write_csvs
+
+    print(render(results, period))
+    try:
+        if args.csv:
+            for path in write_csvs(results, args.csv):
+                print(f"wrote {path}", file=sys.stderr)
+        if args.png:
+            from events_schema.analytics.chart import draw
+
+            print(f"wrote {draw(results, period, args.png)}", file=sys.stderr)
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
