@@ -28,7 +28,7 @@ def at(iso: str) -> datetime:
 def add_user(conn: psycopg.Connection, signed_up: str, *, opt_out: bool = False) -> uuid.UUID:
     meta = {"nudges_opt_out": "true"} if opt_out else {}
     return conn.execute(
-        "insert into auth.users (created_at, raw_user_meta_data) values (%s, %s) returning id",
+        "insert into auth.users (id, created_at, raw_user_meta_data) values (gen_random_uuid(), %s, %s) returning id",
         (at(signed_up), json.dumps(meta)),
     ).fetchone()[0]
 
