@@ -38,7 +38,17 @@ class Settings(BaseSettings):
     )
 
     # Connections
+    # The owner's login: migrations, seed, audit, logins (Supabase's `postgres`).
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/engagement"
+    # The engine's own login (worker, beat, `python -m worker scan|import|health`): a member of
+    # service_role that owns nothing (role engagement_worker). Unset: DATABASE_URL, as on a
+    # trust-auth development machine.
+    worker_database_url: str | None = None
+    # PostgREST's login password, set by `python -m events_schema logins`; unset: left alone.
+    authenticator_password: str | None = None
+    # HS256 secret of the API's JWTs (PostgREST's PGRST_JWT_SECRET, Supabase's JWT secret);
+    # `python -m events_schema keys` mints the anon and service_role keys with it.
+    jwt_secret: str | None = Field(None, min_length=32)
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Role the engine switches to for its reads and writes (Supabase's service role).
     db_service_role: str = "service_role"
@@ -65,14 +75,21 @@ class Settings(BaseSettings):
     retention_days: int | None = Field(None, gt=0)
     retention_chunk_size: int = Field(10000, gt=0)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "worker_database_url")
     @classmethod
-    def _psycopg3_driver(cls, url: str) -> str:
+    def _psycopg3_driver(cls, url: str | None) -> str | None:
         """Accept plain postgres:// URLs (as Supabase prints them) and pin the psycopg 3 driver."""
+        if url is None:
+            return None
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix):]
         return url
+
+    @property
+    def engine_database_url(self) -> str:
+        """The URL the engine connects with: its own login where configured."""
+        return self.worker_database_url or self.database_url
 
     @field_validator("nudge_rules")
     @classmethod
