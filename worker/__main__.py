@@ -16,6 +16,7 @@ COMMANDS = {
     "scan": ("worker.scan_cli", "find inactive users and nudge them (same as the scan_inactive task)"),
     "import": ("worker.import_cli", "bulk-import events from NDJSON or CSV with the service role"),
     "tail": ("worker.tail_cli", "print events as they commit, one JSON object per line"),
+    "health": ("worker.health.cli", "check database, migrations, broker, workers and scans; exit 1 if unhealthy"),
 }
 
 
