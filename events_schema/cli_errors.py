@@ -15,6 +15,7 @@ import pydantic
 import sqlalchemy.exc
 
 from events_schema.db import DatabaseUnavailable
+from events_schema.settings import stopped_services_note
 
 # Failures of the database connection, whichever layer reports them.
 EXPECTED: tuple[type[BaseException], ...] = (
@@ -55,5 +56,7 @@ def run_command(command: Callable[[], int], expected: tuple[type[BaseException],
         message = first_line(exc)
         if not isinstance(exc, DatabaseUnavailable) and isinstance(exc, EXPECTED):
             message = f"cannot reach the database: {message}"
+        if note := stopped_services_note():
+            message = f"{message}; {note}"
         print(f"error: {message}", file=sys.stderr)
         return 1

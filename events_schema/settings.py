@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("EVENTS_STATE_DIR", PROJECT_ROOT / ".local"))
 SERVICES_ENV_FILE = STATE_DIR / "services.env"
+# First line of services.env once `services down` stopped the servers it names: commands then
+# fail against those servers instead of falling back to the defaults (other servers).
+SERVICES_STOPPED_MARK = "# stopped:"
 
 
 class NudgeRule(BaseModel):
@@ -98,6 +101,23 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError(f"rule names must be unique, got {names}")
         return rules
+
+
+def stopped_services_note() -> str | None:
+    """Why a server may not answer: the URLs in use are those of embedded servers now stopped."""
+    try:
+        text = SERVICES_ENV_FILE.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if not text.startswith(SERVICES_STOPPED_MARK):
+        return None
+    from dotenv import dotenv_values
+
+    configured = {k.upper() for k, v in (*os.environ.items(), *dotenv_values(".env").items()) if v}
+    if {"DATABASE_URL", "REDIS_URL"} <= configured:
+        return None
+    return (f"the servers scripts/run started are stopped ({SERVICES_ENV_FILE}): "
+            "start scripts/run again, or configure DATABASE_URL and REDIS_URL")
 
 
 @lru_cache(maxsize=1)
