@@ -55,7 +55,7 @@ def run_command(command: Callable[[], int], expected: tuple[type[BaseException],
     except EXPECTED + expected as exc:
         message = first_line(exc)
         if not isinstance(exc, DatabaseUnavailable) and isinstance(exc, EXPECTED):
-            message = f"cannot reach the database: {message}"
+            message = f"database: {message}"
         if note := stopped_services_note():
             message = f"{message}; {note}"
         print(f"error: {message}", file=sys.stderr)
