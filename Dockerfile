@@ -1,5 +1,5 @@
-# Image for the worker, beat and one-shot commands (migrate, scan, import) of docker-compose.yml.
-FROM python:3.11-slim
+# Image for the migrations, the worker, the beat and the one-off commands of docker-compose.yml.
+FROM python:3.11.13-slim-bookworm
 WORKDIR /app
 COPY pyproject.toml celeryconfig.py ./
 COPY events_schema ./events_schema

@@ -5,7 +5,7 @@ Run by hand (not part of the tests):
     python bench/feed_latency.py [--seconds 30] [--rates 100 1000] [--writers 4] [--paired-seconds 60]
 
 Latency: writer processes insert single-event transactions at a sustained rate (paced, each its
-own connection, as the service role); one consumer process subscribes to the feed (worker/feed.py)
+own connection, as the service role); one consumer process subscribes to the feed (worker/feed/subscription.py)
 and stamps each event on arrival. Reported: commit-to-consumer (writer's commit acknowledged ->
 consumer has the event; can be slightly negative, the consumer may be told first) and
 send-to-consumer (insert sent -> consumer has it), p50/p95/p99/max, plus lost and repeated events.

@@ -1,4 +1,4 @@
-"""`python -m events_schema migrate|status|seed|audit|report`: the database contract's command line.
+"""`python -m events_schema migrate|status|seed|audit|report|logins|keys`: the database contract's command line.
 
 Failures print one line to stderr and exit non-zero; no tracebacks for expected errors.
 """
@@ -6,9 +6,8 @@ Failures print one line to stderr and exit non-zero; no tracebacks for expected 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from events_schema.db import DatabaseUnavailable
+from events_schema.cli_errors import run_command
 from events_schema.migrate import MigrationError
 
 
@@ -33,9 +32,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from events_schema.credentials import keys, logins
+    from events_schema.analytics import cli as report_cli
     from events_schema.audit import audit
     from events_schema.seed import seed
-    from events_schema.analytics import cli as report_cli
 
     parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)
     parser.add_argument("--database-url", help="SQLAlchemy URL; default: DATABASE_URL / settings")
@@ -52,16 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="weekly engagement cohorts: table, CSVs, chart", description=report_cli.__doc__)
     report_cli.add_arguments(report_parser)
     report_parser.set_defaults(run=report_cli.run)
+    for name, module, help_text in (
+        ("logins", logins, "set the worker's and PostgREST's login passwords from the settings"),
+        ("keys", keys, "mint the anon and service_role API keys (JWTs) for JWT_SECRET"),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (DatabaseUnavailable, MigrationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(lambda: args.run(args), expected=(MigrationError,))
 
 
 if __name__ == "__main__":

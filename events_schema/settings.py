@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("EVENTS_STATE_DIR", PROJECT_ROOT / ".local"))
 SERVICES_ENV_FILE = STATE_DIR / "services.env"
+# First line of services.env once `services down` stopped the servers it names: commands then
+# fail against those servers instead of falling back to the defaults (other servers).
+SERVICES_STOPPED_MARK = "# stopped:"
 
 
 class NudgeRule(BaseModel):
@@ -38,7 +41,17 @@ class Settings(BaseSettings):
     )
 
     # Connections
+    # The owner's login: migrations, seed, audit, logins (Supabase's `postgres`).
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/engagement"
+    # The engine's own login (worker, beat, `python -m worker scan|import|health`): a member of
+    # service_role that owns nothing (role engagement_worker). Unset: DATABASE_URL, as on a
+    # trust-auth development machine.
+    worker_database_url: str | None = None
+    # PostgREST's login password, set by `python -m events_schema logins`; unset: left alone.
+    authenticator_password: str | None = None
+    # HS256 secret of the API's JWTs (PostgREST's PGRST_JWT_SECRET, Supabase's JWT secret);
+    # `python -m events_schema keys` mints the anon and service_role keys with it.
+    jwt_secret: str | None = Field(None, min_length=32)
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Role the engine switches to for its reads and writes (Supabase's service role).
     db_service_role: str = "service_role"
@@ -65,14 +78,21 @@ class Settings(BaseSettings):
     retention_days: int | None = Field(None, gt=0)
     retention_chunk_size: int = Field(10000, gt=0)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "worker_database_url")
     @classmethod
-    def _psycopg3_driver(cls, url: str) -> str:
+    def _psycopg3_driver(cls, url: str | None) -> str | None:
         """Accept plain postgres:// URLs (as Supabase prints them) and pin the psycopg 3 driver."""
+        if url is None:
+            return None
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix):]
         return url
+
+    @property
+    def engine_database_url(self) -> str:
+        """The URL the engine connects with: its own login where configured."""
+        return self.worker_database_url or self.database_url
 
     @field_validator("nudge_rules")
     @classmethod
@@ -81,6 +101,23 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError(f"rule names must be unique, got {names}")
         return rules
+
+
+def stopped_services_note() -> str | None:
+    """Why a server may not answer: the URLs in use are those of embedded servers now stopped."""
+    try:
+        text = SERVICES_ENV_FILE.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if not text.startswith(SERVICES_STOPPED_MARK):
+        return None
+    from dotenv import dotenv_values
+
+    configured = {k.upper() for k, v in (*os.environ.items(), *dotenv_values(".env").items()) if v}
+    if {"DATABASE_URL", "REDIS_URL"} <= configured:
+        return None
+    return (f"the servers scripts/run started are stopped ({SERVICES_ENV_FILE}): "
+            "start scripts/run again, or configure DATABASE_URL and REDIS_URL")
 
 
 @lru_cache(maxsize=1)

@@ -24,6 +24,52 @@ RUN_ID = uuid.uuid4().hex[:10]
 TEST_STATE_DIR = STATE_DIR / "tests"
 
 
+def _masked(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _answers(kind: str, url: str) -> bool:
+    """Whether the server answers within a second (the fixtures decide the same way, later)."""
+    try:
+        if kind == "postgres":
+            admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+            psycopg.connect(conninfo(admin), connect_timeout=1).close()
+        else:
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return True
+    except Exception:  # whatever the reason, it is not usable: say so in the header
+        return False
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Once, at the start of the run: which servers the tests will use."""
+    return _servers_lines()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """`-q` hides the report header; the servers are still worth one line each."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and session.config.get_verbosity() < 0:
+        for line in _servers_lines():
+            reporter.write_line(line)
+
+
+def _servers_lines() -> list[str]:
+    settings = get_settings()
+    lines = []
+    for kind, url in (("postgres", settings.database_url), ("redis", os.environ.get("REDIS_URL") or settings.redis_url)):
+        if _answers(kind, url):
+            where = "answering"
+        elif kind == "redis" and os.environ.get("REDIS_URL"):
+            where = "not answering; REDIS_URL is set, so the tests that need it fail"
+        else:
+            where = f"not answering: an embedded server in {TEST_STATE_DIR} is started when first needed"
+        lines.append(f"{kind}: {_masked(url)} ({where})")
+    return ["servers used by this run:", *(f"  {line}" for line in lines)]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_embedded_servers() -> Iterator[None]:
     yield

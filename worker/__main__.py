@@ -1,4 +1,4 @@
-"""`python -m worker scan|import|tail|services`: the engine's operator commands.
+"""`python -m worker scan|import|tail|health|services`: the engine's operator commands.
 
 Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`.
 Expected failures print one line to stderr and exit non-zero.
@@ -10,20 +10,33 @@ import argparse
 import importlib
 import sys
 
-from events_schema.db import DatabaseUnavailable
+import kombu.exceptions
+import redis.exceptions
+
+from events_schema.cli_errors import run_command
+
+# The broker is down or refuses us: one line, as for the database.
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError)
 
 COMMANDS = {
     "scan": ("worker.scan.cli", "find inactive users and nudge them (same as the scan_inactive task)"),
     "import": ("worker.ingest.cli", "bulk-import events from NDJSON or CSV with the service role"),
     "tail": ("worker.feed.cli", "print events as they commit, one JSON object per line"),
+    "health": ("worker.health.cli", "check database, migrations, broker, workers and scans; exit 1 if unhealthy"),
 }
+
+
+DESCRIPTION = (
+    "The nudge engine's operator commands. Each prints one clear line on stderr and exits non-zero "
+    "when it fails; `python -m worker COMMAND --help` describes a command."
+)
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     """The top-level parser; only the chosen command's module is imported (and can fail)."""
-    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m worker", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("services", help="start/stop/show the embedded database and broker (up|down|status)")
+    commands.add_parser("services", help="start/stop/show/remove the embedded database and broker (up|down|status|purge)")
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
         if name == command:
@@ -40,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return services_main(argv[1:])
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    try:
-        return args.run(args)
-    except DatabaseUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(lambda: args.run(args), expected=BROKER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The worker's database access: pooled connections that act as the service role.
 
-The engine connects with DATABASE_URL and switches to the service role (Supabase's
-`service_role`, which bypasses RLS) inside each transaction, as PostgREST does per request.
+The engine connects with its own login (WORKER_DATABASE_URL, else DATABASE_URL) and switches
+to the service role (Supabase's `service_role`, which bypasses RLS) inside each transaction, as
+PostgREST does per request.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ _engines: dict[str, Engine] = {}
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """One pooled engine per URL, created on first use in this process."""
-    url = url or get_settings().database_url
+    """One pooled engine per URL (default: the engine's own login), created on first use."""
+    url = url or get_settings().engine_database_url
     if url not in _engines:
         _engines[url] = make_engine(url, pool_size=2, max_overflow=8)
     return _engines[url]

@@ -20,9 +20,10 @@ def scan_inactive(
     as_of: str | None = None,
     rules: list[str] | None = None,
     dry_run: bool = False,
-    full: bool = False,
+    full: bool | None = None,
 ) -> dict[str, Any]:
-    """Nudge users inactive past a rule's threshold at `as_of`; returns the scan's summary."""
+    """Nudge users inactive past a rule's threshold at `as_of`; returns the scan's summary.
+    `full` defaults to true for a dry run, false otherwise."""
     from worker.scan.scanner import run_scan
 
     summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full)

@@ -382,7 +382,10 @@ def seed(
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -393,7 +396,10 @@ def _instant(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if value.tzinfo is None:
+        # As `scan --as-of`: a time without an offset is ambiguous.
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; ambiguous (e.g. {text}Z or {text}+02:00)")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -402,7 +408,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
     parser.add_argument(
         "--now", type=_instant, default=None,
-        help="ISO 8601 instant the history ends at (default: the current hour, UTC)",
+        help="ISO 8601 instant with offset the history ends at (default: the current hour, UTC)",
     )
     parser.add_argument(
         "--if-empty", action="store_true", help="do nothing when the database already has events",

@@ -260,14 +260,19 @@ def _runnable(tree: Path, account: Account, distribution: str) -> Path:
     return copy
 
 
+def runtime_home(state_dir: Path) -> Path:
+    """The servers' folder under RUNTIME_ROOT for a state folder the service user cannot enter."""
+    key = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    return RUNTIME_ROOT / "servers" / key
+
+
 def _server_home(state_dir: Path, account: Account) -> Path:
     """Where the servers' folders live: the state folder when the service user can get into it,
     else a folder of its own under RUNTIME_ROOT, named after the state folder."""
     _prepare_state_dir(state_dir, account)
     if _blocking_step(state_dir, account) is None:
         return state_dir
-    key = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
-    return _runtime_dir("servers", key)
+    return _runtime_dir("servers", runtime_home(state_dir).name)
 
 
 def _prepare_state_dir(state_dir: Path, account: Account) -> None:

@@ -7,7 +7,8 @@ they need to be found and stopped again, by `down`, by a second terminal or by t
 crash, lives in the state folder:
 
     services.lock    serialises up / down / watchdog
-    services.env     URLs of the embedded servers, read by Settings
+    services.env     URLs of the embedded servers, read by Settings; kept by `down`, marked
+                     stopped, so commands fail against them instead of reaching other servers
     postgres/        PostgreSQL data folder (service user, 0700); postmaster.pid inside
     postgres.port    port chosen once, reused while it stays free
     postgres.log
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +33,8 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from events_schema.settings import STATE_DIR
+from events_schema.settings import SERVICES_STOPPED_MARK, STATE_DIR
+from worker.dev_servers import runtime as embedded_runtime
 from worker.dev_servers.runtime import (
     VALKEY_STOP_TIMEOUT,
     Account,
@@ -41,6 +45,7 @@ from worker.dev_servers.runtime import (
     _server_home,
     _terminate,
     command_line,
+    runtime_home,
     service_account,
 )
 from worker.dev_servers.servers import (
@@ -55,6 +60,14 @@ from worker.dev_servers.servers import (
 )
 
 WATCH_INTERVAL = 1.0
+DESCRIPTION = (
+    "Embedded PostgreSQL and Valkey for what DATABASE_URL / REDIS_URL do not configure. Their data "
+    "and logs live in the state folder (--state-dir, default .local/); as root the servers run as "
+    f"the system user {embedded_runtime.SERVICE_USER}, and when the checkout is private to root "
+    f"their data and read-only program copies (about 250 MB) live under {embedded_runtime.RUNTIME_ROOT} "
+    "and outlive the checkout. `purge` deletes one state folder's servers and files; `purge --all` "
+    "also the shared copies and the system user."
+)
 # Where `python -m worker.dev_servers.services` resolves, for the watchdog's working folder.
 IMPORT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +88,17 @@ def write_services_env(state_dir: Path, database_url: str | None, redis_url: str
     os.replace(temporary, target)
 
 
+def mark_stopped(state_dir: Path) -> None:
+    """Keep services.env naming the stopped servers, with a first line saying they are stopped."""
+    target = state_dir / "services.env"
+    if not target.exists():
+        return
+    text = target.read_text()
+    if not text.startswith(SERVICES_STOPPED_MARK):
+        target.write_text(f"{SERVICES_STOPPED_MARK} `services down` stopped these servers; "
+                          "commands fail against them rather than reach others\n" + text)
+
+
 def _stop_watchdog(state_dir: Path) -> None:
     pid = _process_of(state_dir / "watchdog.pid", "worker.dev_servers.services watchdog")
     if pid is not None:
@@ -88,7 +112,7 @@ def stop_all(state_dir: Path) -> None:
         return
     with _locked(state_dir):
         _stop_watchdog(state_dir)
-        (state_dir / "services.env").unlink(missing_ok=True)
+        mark_stopped(state_dir)
         problems: list[str] = []
         home = _server_home(state_dir, service_account())
         data_dir = home / "postgres"
@@ -144,6 +168,50 @@ def _watch(state_dir: Path, parent: int) -> None:
     stop_all(state_dir)
 
 
+def purge(state_dir: Path, everything: bool) -> list[str]:
+    """Stop this state folder's servers and delete their files; `everything` also removes what
+    all checkouts share (RUNTIME_ROOT's program copies, the system user) once no other state
+    folder keeps servers there. Returns what was removed."""
+    removed: list[str] = []
+    if state_dir.is_dir():
+        # State folders inside this one (the tests' .local/tests/) go first: their servers too.
+        for inner in sorted(p.parent for p in state_dir.glob("*/**/postgres.port")):
+            removed += purge(inner, everything=False)
+        stop_all(state_dir)
+    for path in (runtime_home(state_dir), state_dir):
+        if path.exists():
+            shutil.rmtree(path)
+            removed.append(str(path))
+    if not everything:
+        return removed
+    root = embedded_runtime.RUNTIME_ROOT
+    others = sorted((root / "servers").iterdir()) if (root / "servers").is_dir() else []
+    if others:
+        raise ServiceError(f"{len(others)} other state folder(s) keep servers under {root / 'servers'} "
+                           f"(e.g. {others[0].name}); purge them from their checkouts first")
+    if root.exists():
+        shutil.rmtree(root)
+        removed.append(str(root))
+    try:
+        uid = pwd.getpwnam(embedded_runtime.SERVICE_USER).pw_uid
+    except KeyError:
+        return removed
+    running = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _owned_by(p, uid)]
+    if running:
+        raise ServiceError(f"user {embedded_runtime.SERVICE_USER} still runs process(es) {', '.join(running[:5])}; "
+                           "stop them first")
+    subprocess.run(["userdel", embedded_runtime.SERVICE_USER], check=True, capture_output=True)
+    removed.append(f"system user {embedded_runtime.SERVICE_USER}")
+    return removed
+
+
+def _owned_by(proc: Path, uid: int) -> bool:
+    try:
+        return proc.stat().st_uid == uid
+    except OSError:  # it exited meanwhile
+        return False
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 
@@ -178,6 +246,10 @@ def _up(state_dir: Path, watch_parent: int | None) -> int:
         stop_all(state_dir)
         raise ServiceError(f"process {watched} exited while the services were starting; stopped them")
     write_services_env(state_dir, embedded_db, embedded_broker)
+    if embedded_db or embedded_broker:
+        home = runtime_home(state_dir) if runtime_home(state_dir).exists() else state_dir
+        print(f"embedded servers' data and logs: {home} (remove all: python -m worker services purge)",
+              file=sys.stderr)
     print(f"DATABASE_URL={database_url or embedded_db}")
     print(f"REDIS_URL={redis_url or embedded_broker}")
     return 0
@@ -205,13 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", type=Path, default=STATE_DIR,
                         help="where the servers keep data, ports, pid files and logs")
-    parser = argparse.ArgumentParser(prog="worker services",
-                                     description="Embedded PostgreSQL and Valkey for what is not configured.")
+    parser = argparse.ArgumentParser(prog="python -m worker services", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", parents=[common],
+    up = commands.add_parser("up", parents=[common], description=DESCRIPTION,
                              help="start what DATABASE_URL / REDIS_URL do not configure")
     up.add_argument("--watch-parent", type=int, metavar="PID", help="stop the servers when this process dies")
-    commands.add_parser("down", parents=[common], help="stop the embedded servers")
+    commands.add_parser("down", parents=[common], help="stop the embedded servers (their data stays)")
+    purge_parser = commands.add_parser(
+        "purge", parents=[common], help="stop the servers and delete their data, logs and the state folder")
+    purge_parser.add_argument("--all", action="store_true", dest="everything",
+                              help=f"as root, also {embedded_runtime.RUNTIME_ROOT} (program copies shared by "
+                                   f"every checkout) and the system user {embedded_runtime.SERVICE_USER}")
     commands.add_parser("status", parents=[common], help="show the URLs and whether they answer")
     watchdog = commands.add_parser("watchdog", parents=[common],
                                    help="internal: started by up --watch-parent")
@@ -226,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return _status(state_dir)
+        if args.command == "purge":
+            for path in purge(state_dir, args.everything):
+                print(f"removed {path}")
+            return 0
         _watch(state_dir, args.parent)
         return 0
     except KeyboardInterrupt:

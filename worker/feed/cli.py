@@ -16,7 +16,10 @@ import sys
 from types import FrameType
 from uuid import UUID
 
+from events_schema.db import connect
+from worker.database import act_as_service_role
 from worker.feed import BEGINNING, Feed, FeedError, FeedEvent
+from worker.feed.subscription import query
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -36,6 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="carry on after this cursor, or 'beginning' for all events (default: now)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per line, each with its cursor")
+    parser.add_argument("--any-type", action="store_true",
+                        help="accept --type values no event has had yet (a type about to be introduced)")
+
+
+def _unknown_types(url: str, event_types: list[str]) -> list[str]:
+    """The requested types no stored event has (nor the engine's reserved ones): likely typos."""
+    with connect(url) as conn, conn.transaction():
+        act_as_service_role(conn)
+        known = set(conn.execute(query("feed_known_event_types")).fetchone()[0])
+    return [t for t in event_types if t not in known]
 
 
 def _text_line(event: FeedEvent) -> str:
@@ -54,9 +67,19 @@ def run(args: argparse.Namespace) -> int:
     since = BEGINNING if args.since == "beginning" else args.since
     signal.signal(signal.SIGTERM, _interrupt)
     subscription = None
+    feed = Feed()
+    if args.event_types and not args.any_type:
+        unknown = _unknown_types(feed.url, args.event_types)
+        if unknown:
+            print(f"error: no event has had type {', '.join(map(repr, unknown))} yet; check the spelling, "
+                  "or pass --any-type to wait for it", file=sys.stderr)
+            return 2
     try:
-        subscription = Feed().subscribe(user_id=args.user, event_types=args.event_types, since=since)
+        subscription = feed.subscribe(user_id=args.user, event_types=args.event_types, since=since)
         with subscription:
+            if sys.stderr.isatty():
+                # Nothing prints until an event commits: say that this is waiting, not stuck.
+                print("waiting for events (Ctrl-C to stop)...", file=sys.stderr, flush=True)
             for event in subscription:
                 line = json.dumps(event.as_json(), separators=(",", ":")) if args.json else _text_line(event)
                 print(line, flush=True)

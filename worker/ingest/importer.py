@@ -93,7 +93,7 @@ def _reserved_event_types(url: str) -> frozenset[str]:
 def load_rules(url: str | None = None) -> Rules:
     settings = get_settings()
     return Rules(
-        reserved_event_types=_reserved_event_types(url or settings.database_url),
+        reserved_event_types=_reserved_event_types(url or settings.engine_database_url),
         max_value_bytes=settings.import_max_value_bytes,
         max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
     )

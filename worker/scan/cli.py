@@ -15,10 +15,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", help="ISO-8601 instant with offset (default: now)")
     parser.add_argument("--rule", action="append", dest="rules", metavar="NAME",
                         help="scan only this rule (repeatable; default: all configured rules)")
-    parser.add_argument("--dry-run", action="store_true", help="decide and report, write nothing")
-    parser.add_argument("--full", action="store_true", help="examine everyone who may be due, not only recent crossings")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="decide and report who is due and why, write nothing (a full scan unless --incremental)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", default=None,
+                      help="examine everyone who may be due, not only recent crossings")
+    mode.add_argument("--incremental", action="store_false", dest="full",
+                      help="only users who crossed a threshold since the rule's last scan (what the beat runs)")
     parser.add_argument("--json", action="store_true", help="print the JSON summary only")
-    parser.add_argument("--limit", type=int, default=50, help="rows of the table to print (default 50)")
+    parser.add_argument("--limit", type=_rows, default=50, help="rows of the table to print (default 50)")
+
+
+def _rows(text: str) -> int:
+    try:
+        rows = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if rows < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {rows}")
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:

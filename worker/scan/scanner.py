@@ -122,15 +122,18 @@ def run_scan(
     *,
     rule_names: Iterable[str] | None = None,
     dry_run: bool = False,
-    full: bool = False,
+    full: bool | None = None,
     lock: bool = True,
     url: str | None = None,
     on_decision: Callable[[Decision], None] | None = None,
 ) -> ScanSummary:
-    """Scan every selected rule at `as_of` (timezone-aware). `lock=False` exists so tests can
-    show the database alone keeps nudges exactly-once."""
+    """Scan every selected rule at `as_of` (timezone-aware). `full=None` means full for a dry run
+    (it answers "who is due now", which an incremental dry run right after a scan cannot) and
+    incremental otherwise. `lock=False` exists so tests can show the database alone keeps
+    nudges exactly-once."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
+    full = dry_run if full is None else full
     settings = get_settings()
     rules = select_rules(settings, rule_names)
     summary = ScanSummary(scan_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run)

@@ -96,7 +96,8 @@ def test_embedded_servers_start_answer_and_stop(state_dir: Path) -> None:
 
     ls.stop_all(state_dir)
     _assert_gone((pg_pid, valkey_pid), (database_url, redis_url))
-    assert not (state_dir / "services.env").exists()
+    # The URLs stay, marked stopped: commands fail against them instead of reaching other servers.
+    assert (state_dir / "services.env").read_text().startswith("# stopped:")
     assert not ls.postgres_answers(database_url) and not ls.broker_answers(redis_url)
 
     # A crashed broker (SIGKILL, pid file left behind) is noticed and restarted on the same port.
@@ -135,7 +136,7 @@ def test_watchdog_stops_servers_when_launcher_is_killed(state_dir: Path) -> None
     while any(embedded_runtime.command_line(pid) is not None for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     _assert_gone(pids, (urls["DATABASE_URL"], urls["REDIS_URL"]))
-    assert not (state_dir / "services.env").exists()
+    assert (state_dir / "services.env").read_text().startswith("# stopped:")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only as root do the servers run as another user")

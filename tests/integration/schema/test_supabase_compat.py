@@ -23,14 +23,15 @@ SENTINEL_UID = "00000000-0000-0000-0000-00000000c0de"
 
 @pytest.fixture
 def supabase_like(pg_server: URL, template_db: str) -> Iterator[tuple[str, str]]:
-    """A database prepared as Supabase prepares one, and a non-superuser owner like its `postgres`.
+    """A database prepared as Supabase prepares one, and a non-superuser owner like its `postgres`
+    (CREATEROLE, ADMIN OPTION on the API roles as on PostgreSQL 16+, no superuser).
 
     Roles are cluster-wide: the role made here is dropped afterwards (the database first).
     """
     role, name = f"supabase_like_{uuid.uuid4().hex[:8]}", f"events_test_supabase_{uuid.uuid4().hex[:8]}"
     server = pg_server.render_as_string(hide_password=False)
     with connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("create role {} nologin nosuperuser").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("create role {} nologin nosuperuser createrole").format(sql.Identifier(role)))
         conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(role)))
     url = pg_server.set(database=name).render_as_string(hide_password=False)
     try:
@@ -38,7 +39,7 @@ def supabase_like(pg_server: URL, template_db: str) -> Iterator[tuple[str, str]]
             conn.execute(COMPAT_SQL.read_text())
             # What Supabase grants its `postgres` role on the API roles and on auth.users.
             conn.execute(sql.SQL(
-                "grant anon, authenticated, service_role to {role};"
+                "grant anon, authenticated, service_role to {role} with admin option;"
                 "grant usage on schema auth to {role};"
                 "grant select, insert, update, delete, references, trigger on auth.users to {role}"
             ).format(role=sql.Identifier(role)))
@@ -84,3 +85,23 @@ def test_compat_layer_is_skipped_where_auth_exists(empty_db_url: str, template_d
             "select count(*) from information_schema.columns where table_schema = 'auth' and table_name = 'users'"
         ).fetchone()
         assert columns == (4,), "the compat layer's auth.users columns were not added"
+
+
+def test_the_worker_login_can_be_created_by_a_non_superuser(supabase_like: tuple[str, str], pg_server: URL) -> None:
+    """Supabase's `postgres` creates the login: the migration's SQL, under a fresh role name
+    (the real one already exists cluster-wide), run as the non-superuser owner."""
+    url, role = supabase_like
+    fresh = f"worker_login_{uuid.uuid4().hex[:8]}"
+    [migration] = [m for m in discover() if m.name == "worker_login"]
+    try:
+        with connect(url, autocommit=True) as conn, conn.transaction():
+            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+            conn.execute(migration.sql.replace("engagement_worker", fresh))
+        with connect(url) as conn:
+            made = conn.execute(
+                "select r.rolcanlogin, r.rolsuper, pg_has_role(r.oid, 'service_role', 'member')"
+                " from pg_roles r where r.rolname = %s", (fresh,)).fetchone()
+        assert made == (True, False, True)
+    finally:
+        with connect(pg_server.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(fresh)))

@@ -1,0 +1,131 @@
+"""The health checks, each answering within a bounded time and reporting one line.
+
+- database: reachable with the engine's own login, every migration of this code applied;
+- broker: reachable;
+- workers: at least one worker answers a remote-control ping and consumes the engine's queue;
+- scans: per configured rule, when it was last scanned and fully scanned, and whether either is
+  overdue (more than OVERDUE_FACTOR intervals ago: one late beat is tolerated, two are not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from celery import Celery
+from kombu.utils.url import maybe_sanitize_url
+
+from events_schema.db import DatabaseUnavailable, connect
+from events_schema.migrate import MigrationError, discover
+from events_schema.queries import QueryFolder
+from events_schema.settings import Settings
+from worker.database import act_as_service_role
+
+query = QueryFolder(Path(__file__).resolve().parent / "sql")
+OVERDUE_FACTOR = 2
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, **self.data}
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _ago(age: timedelta) -> str:
+    minutes = age.total_seconds() / 60
+    return f"{minutes:.0f} min" if abs(minutes) < 120 else f"{minutes / 60:.1f} h"
+
+
+def database(conn: psycopg.Connection) -> Check:
+    """Every migration this code ships is applied (the database may know newer ones)."""
+    try:
+        applied = {row[0] for row in conn.execute(query("health_applied_migrations"))}
+        shipped = [m.version for m in discover()]
+    except (psycopg.Error, MigrationError) as exc:
+        conn.rollback()
+        return Check("database", False, f"cannot read the applied migrations: {_first_line(exc)}")
+    pending = [v for v in shipped if v not in applied]
+    who = f"reachable as {conn.info.user}"
+    data = {"user": conn.info.user, "pending": pending}
+    if pending:
+        return Check("database", False, f"{who}; {len(pending)} migration(s) pending: {', '.join(pending)}", data)
+    return Check("database", True, f"{who}; {len(shipped)} of {len(shipped)} migrations applied", data)
+
+
+def scans(conn: psycopg.Connection, settings: Settings, now: datetime) -> list[Check]:
+    """One check per configured rule: its last scan and last full scan against their intervals."""
+    rules = [rule.name for rule in settings.nudge_rules]
+    with conn.transaction():
+        act_as_service_role(conn)
+        state = {row[0]: row[1:] for row in conn.execute(query("health_scan_state"), {"rules": rules})}
+    every = timedelta(seconds=settings.scan_interval_seconds)
+    reconcile = timedelta(hours=settings.reconcile_interval_hours)
+    checks = []
+    for rule in rules:
+        if rule not in state:
+            checks.append(Check(f"scan {rule}", False, "never scanned", {"rule": rule, "last_scan": None}))
+            continue
+        last, last_full = state[rule]
+        age, full_age = now - last, now - last_full
+        problems = []
+        if age > OVERDUE_FACTOR * every:
+            problems.append(f"overdue: expected every {_ago(every)}")
+        if full_age > OVERDUE_FACTOR * reconcile:
+            problems.append(f"reconciliation overdue: expected every {_ago(reconcile)}")
+        if age < timedelta(0):
+            problems.append("the last scan's instant is ahead of this clock")
+        detail = (f"last scan {last:%Y-%m-%d %H:%M} UTC ({_ago(age)} ago), "
+                  f"last full scan {_ago(full_age)} ago")
+        checks.append(Check(
+            f"scan {rule}", not problems, detail + "".join(f"; {p}" for p in problems),
+            {"rule": rule, "last_scan": last.isoformat(), "last_full_scan": last_full.isoformat(),
+             "seconds_since_scan": round(age.total_seconds()), "overdue": bool(problems)},
+        ))
+    return checks
+
+
+def database_checks(url: str, settings: Settings, now: datetime, timeout: float) -> list[Check]:
+    try:
+        conn = connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
+    except DatabaseUnavailable as exc:
+        return [Check("database", False, _first_line(exc)),
+                Check("scans", False, "not checked: the database is unreachable")]
+    with conn:
+        checks = [database(conn)]
+        try:
+            checks += scans(conn, settings, now)
+        except psycopg.Error as exc:
+            checks.append(Check("scans", False, f"cannot read the scan state: {_first_line(exc)}"))
+        return checks
+
+
+def broker(app: Celery, timeout: float) -> Check:
+    url = maybe_sanitize_url(app.conf.broker_url)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+    except Exception as exc:  # any transport's failure to connect, reported as one line
+        return Check("broker", False, f"{url} unreachable: {_first_line(exc)}", {"url": url})
+    return Check("broker", True, f"{url} reachable", {"url": url})
+
+
+def workers(app: Celery, queue: str, timeout: float) -> Check:
+    """Workers that answer within `timeout` and consume `queue` (others on the broker do not count)."""
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    consuming = sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
+    data = {"queue": queue, "workers": consuming}
+    if not consuming:
+        return Check("workers", False, f"no worker consuming queue {queue!r} answered within {timeout:g} s", data)
+    return Check("workers", True, f"{len(consuming)} consuming queue {queue!r}: {', '.join(consuming)}", data)
