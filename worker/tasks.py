@@ -35,7 +35,9 @@ def scan_inactive(
     """Nudge users inactive past a rule's threshold at `as_of`; returns the scan's summary."""
     from worker.scan.scanner import run_scan
 
-    summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full)
+    # The task id owns the scan's leases: a re-delivery after a lost worker takes them back at once.
+    summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full,
+                       owner=f"task {scan_inactive.request.id}" if scan_inactive.request.id else None)
     logger.info("scan_inactive %s", summary.log_line())
     return summary.as_dict()
 
