@@ -216,6 +216,23 @@ def test_the_same_owner_takes_its_own_lease_back_at_once(admin: psycopg.Connecti
     assert summary.ran and summary.totals()["nudged"] == 1
 
 
+def test_a_scan_whose_expired_lease_was_taken_over_stops_at_its_next_batch(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(6):
+        add_user(admin, "2026-03-01T00:00:00")
+    monkeypatch.setenv("SCAN_BATCH_SIZE", "2")
+    get_settings.cache_clear()
+
+    def another_scan_takes_over(_: object) -> None:
+        admin.execute("update nudge_scan_leases set scan_id = gen_random_uuid(), owner = 'task other'")
+
+    summary = scan_at("2026-03-05T12:00:00", on_decision=another_scan_takes_over)
+    assert not summary.ran and "took over the lease on rule inactive_48h" in summary.note
+    assert len(nudges(admin)) == 2  # the first batch only
+    assert admin.execute("select owner from nudge_scan_leases").fetchall() == [("task other",)]
+
+
 @pytest.mark.parametrize("lock", [True, False], ids=["with-lock", "database-alone"])
 def test_eight_concurrent_scans_nudge_each_due_user_once(admin: psycopg.Connection, lock: bool) -> None:
     users = [add_user(admin, "2026-03-01T00:00:00") for _ in range(40)]
