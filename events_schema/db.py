@@ -12,7 +12,7 @@ transaction-mode pooler the next transaction may run on another server connectio
 not have it ("prepared statement _pg3_0 does not exist"), or on one where another client left
 the same name ("already exists"); PgBouncer before 1.21 and poolers in general do not carry
 them. So automatic preparation is off for every connection made here: the project's statements
-are few and set-based, and planning is a small share of their cost (bench/scan_inactive.py).
+are few and set-based, and planning is a small share of their cost (docs/pooler.md).
 """
 
 from __future__ import annotations
