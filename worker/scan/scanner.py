@@ -217,9 +217,15 @@ class Lease:
                             f"(a batch took longer than SCAN_LEASE_SECONDS={self.ttl.total_seconds():g}); stopped")
 
     def release(self, conn: psycopg.Connection, rule: str) -> None:
-        with conn.transaction():
-            act_as_service_role(conn)
-            conn.execute(query("scan_lease_release"), {"rule": rule, "scan_id": self.scan_id})
+        """Free the lease; with the connection gone, leave it to expire rather than hide the
+        error that ended the scan."""
+        try:
+            with conn.transaction():
+                act_as_service_role(conn)
+                conn.execute(query("scan_lease_release"), {"rule": rule, "scan_id": self.scan_id})
+        except psycopg.OperationalError as exc:
+            logger.warning("scan %s: could not free the lease on rule %s (%s); it expires by itself",
+                           self.scan_id, rule, str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
 
 
 def _scan_rule(
