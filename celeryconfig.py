@@ -34,7 +34,7 @@ result_expires = 24 * 3600
 imports = ("worker.tasks",)
 
 # Run exactly one beat. A duplicate beat would only repeat scans, which are harmless: the
-# advisory lock turns the overlap away and the database allows one nudge per episode.
+# scan's lease turns the overlap away and the database allows one nudge per episode.
 beat_schedule = {
     "scan-inactive": {
         "task": "scan_inactive",

@@ -1,17 +1,31 @@
 """Connections: one place that turns the configured SQLAlchemy URL into connections.
 
-Every session runs in UTC so timestamps are returned in UTC whatever the server's default.
+Every session runs in UTC so timestamps are returned in UTC whatever the server's default. The
+time zone is set by a statement after connecting, not by the `options` startup parameter, which
+PgBouncer before 1.20 refuses ("unsupported startup parameter: options"); PgBouncer tracks
+TimeZone per client and restores it on every server connection it lends. (Elsewhere the
+server's default applies, UTC on Supabase; instants are the same either way: every SQL file
+names UTC where it matters.)
+
+psycopg prepares a statement on the server after it runs five times on one connection. Behind a
+transaction-mode pooler the next transaction may run on another server connection, which does
+not have it ("prepared statement _pg3_0 does not exist"), or on one where another client left
+the same name ("already exists"); PgBouncer before 1.21 and poolers in general do not carry
+them. So automatic preparation is off for every connection made here: the project's statements
+are few and set-based, and planning is a small share of their cost (docs/pooler.md).
 """
 
 from __future__ import annotations
 
 import psycopg
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from events_schema.settings import get_settings
 
-UTC_OPTIONS = "-c timezone=UTC"
+SET_UTC = "set time zone 'UTC'"
+# psycopg's prepare_threshold: None never prepares automatically.
+PREPARE_THRESHOLD = None
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -24,20 +38,33 @@ def conninfo(url: str | None = None) -> str:
     return sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _in_utc(conn: psycopg.Connection) -> None:
+    """A session-level SET outside any transaction: it stays (and poolers that track TimeZone
+    re-apply it), and leaves no transaction open."""
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    conn.execute(SET_UTC)
+    conn.autocommit = autocommit
+
+
 def connect(url: str | None = None, *, autocommit: bool = False, **kwargs: object) -> psycopg.Connection:
     """A psycopg 3 connection in UTC; unreachable servers become DatabaseUnavailable."""
     try:
-        return psycopg.connect(conninfo(url), autocommit=autocommit, options=UTC_OPTIONS, **kwargs)
+        conn = psycopg.connect(conninfo(url), autocommit=autocommit, prepare_threshold=PREPARE_THRESHOLD, **kwargs)
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(f"cannot connect to the database: {first_line}") from exc
+    _in_utc(conn)
+    return conn
 
 
 def engine(url: str | None = None, **kwargs: object) -> Engine:
     """A pooled SQLAlchemy engine (psycopg 3 driver), UTC sessions, stale connections re-checked."""
-    return create_engine(
+    created = create_engine(
         url or get_settings().database_url,
-        connect_args={"options": UTC_OPTIONS},
+        connect_args={"prepare_threshold": PREPARE_THRESHOLD},
         pool_pre_ping=True,
         **kwargs,
     )
+    event.listen(created, "connect", lambda dbapi_conn, _record: _in_utc(dbapi_conn))
+    return created

@@ -2,7 +2,9 @@
 migration in order, recording versions where the Supabase CLI records them.
 
 Each migration runs in its own transaction. A session-level advisory lock serialises concurrent
-runners: the second waits, then finds nothing pending. A file changed after it was applied is
+runners: the second waits, then finds nothing pending. That lock needs one server session
+throughout: the runner uses DATABASE_SESSION_URL (default DATABASE_URL) and refuses a
+transaction-mode pooler (events_schema/pooler.py). A file changed after it was applied is
 refused, since the database no longer matches what the file says. Records are written as the
 Supabase CLI writes them (one element per statement, events_schema/statements.py) and compared in
 a form both agree on, so `supabase db push` and this runner can take turns on one database.
@@ -20,6 +22,7 @@ from psycopg import errors
 from sqlalchemy.engine import make_url
 
 from events_schema.db import DatabaseUnavailable, connect
+from events_schema.pooler import require_session, session_setting
 from events_schema.settings import get_settings
 from events_schema.statements import matches, split
 
@@ -118,9 +121,11 @@ def _verify_unchanged(migrations: list[Migration], applied: dict[str, list[str] 
 def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Bring the database up to date; returns the migrations applied by this call."""
     migrations = discover(directory)
-    url = url or get_settings().database_url
+    explicit = url is not None
+    url = url or get_settings().session_url
     ensure_database(url)
     with connect(url, autocommit=True) as conn:
+        require_session(url, conn, session_setting(explicit), "the migration runner (its advisory lock, its DDL)")
         conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             with conn.transaction():

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # HS256 secret of the API's JWTs (PostgREST's PGRST_JWT_SECRET, Supabase's JWT secret);
     # `python -m events_schema keys` mints the anon and service_role keys with it.
     jwt_secret: str | None = Field(None, min_length=32)
+    # For what needs one server session throughout (migrations' lock and DDL, the feed's
+    # LISTEN): a direct or session-mode URL; unset means DATABASE_URL. Never a transaction pooler.
+    database_session_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Role the engine switches to for its reads and writes (Supabase's service role).
     db_service_role: str = "service_role"
@@ -65,6 +68,9 @@ class Settings(BaseSettings):
     quiet_hours_start: time = time(22, 0)
     quiet_hours_end: time = time(8, 0)
     scan_batch_size: int = Field(5000, gt=0)
+    # A scan's lease on a rule lasts this long past its latest batch: a dead scan blocks none
+    # longer (the next waits it out, then takes over); must exceed the slowest batch.
+    scan_lease_seconds: float = Field(120, gt=0)
 
     # Celery
     celery_queue: str = "engagement"
@@ -78,7 +84,7 @@ class Settings(BaseSettings):
     retention_days: int | None = Field(None, gt=0)
     retention_chunk_size: int = Field(10000, gt=0)
 
-    @field_validator("database_url", "worker_database_url")
+    @field_validator("database_url", "worker_database_url", "database_session_url")
     @classmethod
     def _psycopg3_driver(cls, url: str | None) -> str | None:
         """Accept plain postgres:// URLs (as Supabase prints them) and pin the psycopg 3 driver."""
@@ -101,6 +107,11 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError(f"rule names must be unique, got {names}")
         return rules
+
+    @property
+    def session_url(self) -> str:
+        """The URL for work that needs one server session throughout."""
+        return self.database_session_url or self.database_url
 
 
 def stopped_services_note() -> str | None:

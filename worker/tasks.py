@@ -26,7 +26,9 @@ def scan_inactive(
     `full` defaults to true for a dry run, false otherwise."""
     from worker.scan.scanner import run_scan
 
-    summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full)
+    # The task id owns the scan's leases: a re-delivery after a lost worker takes them back at once.
+    summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full,
+                       owner=f"task {scan_inactive.request.id}" if scan_inactive.request.id else None)
     logger.info("scan_inactive %s", summary.log_line())
     return summary.as_dict()
 

@@ -37,15 +37,17 @@ def celery_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 60)
 
 
 @contextmanager
-def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60) -> Iterator[subprocess.Popen[bytes]]:
-    """A solo-pool worker consuming only `queue`, yielded once it has logged "ready".
+def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60,
+                   pool: str = "solo") -> Iterator[subprocess.Popen[bytes]]:
+    """A worker (solo pool, or e.g. prefork: one child) consuming only `queue`, yielded once it
+    has logged "ready".
 
     Its log is attached to the error when it does not start, and it is terminated (then killed,
     if it ignores that) by pid when the block ends.
     """
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--concurrency=1",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={pool}", "--concurrency=1",
              "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-l", "info"],
             env={**env, "CELERY_QUEUE": queue}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -76,3 +78,9 @@ def _wait_until_ready(process: subprocess.Popen[bytes], log: IO[bytes], timeout:
             raise RuntimeError(f"the worker exited with {process.returncode}:\n{_read(log)}")
         time.sleep(0.1)
     raise RuntimeError(f"the worker was not ready within {timeout} s:\n{_read(log)}")
+
+
+def pool_children(worker: subprocess.Popen[bytes]) -> list[int]:
+    """The pids of a prefork worker's pool children (Linux /proc)."""
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    return [int(pid) for pid in children]

@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 
 from events_schema.db import DatabaseUnavailable, connect
+from events_schema.pooler import SessionRequired, require_session, session_setting
 from events_schema.postgrest import claims_for, request
 from events_schema.queries import QueryFolder
 from events_schema.settings import get_settings
@@ -187,7 +188,8 @@ class FeedEvent:
 
 
 class Feed:
-    """Subscriptions to one database's event feed (DATABASE_URL unless `url` is given).
+    """Subscriptions to one database's event feed (DATABASE_SESSION_URL, default DATABASE_URL,
+    unless `url` is given).
 
     `linger`: how soon a consumer reads again after receiving events; under load writers do not
     notify, so this is the delivery delay then. `poll_interval`: how long a waiting consumer
@@ -196,7 +198,9 @@ class Feed:
 
     def __init__(self, url: str | None = None, *, page_size: int = 500,
                  poll_interval: float = 1.0, linger: float = 0.005) -> None:
-        self.url = url or get_settings().database_url
+        # LISTEN and the handshake lock belong to one server session: never a transaction pooler.
+        self.url = url or get_settings().session_url
+        self.url_setting = "the feed's URL" if url else session_setting()
         self.page_size = page_size
         self.poll_interval = poll_interval
         self.linger = linger
@@ -334,8 +338,10 @@ class Subscription:
             try:
                 conn = connect(self._feed.url, autocommit=True)
                 try:
+                    if first:
+                        require_session(self._feed.url, conn, self._feed.url_setting, "the feed (LISTEN)")
                     conn.execute(sql.SQL("listen {}").format(sql.Identifier(CHANNEL)))
-                except psycopg.Error:
+                except (psycopg.Error, SessionRequired):
                     conn.close()
                     raise
                 self._conn = conn

@@ -117,6 +117,7 @@ def _insert_valid(conn: psycopg.Connection, batch_id: str, valid: list[ValidEven
         for event in valid:
             copy.write_row((event.position, event.id, event.user_id, event.timestamp, event.event_type, event.value_json))
     inserted, unknown = conn.execute(query("import_insert_events"), {"batch_id": batch_id}).fetchone()
+    conn.execute(query("import_stage_drop"))
     user_of = {e.position: e.user_id for e in valid}
     refused.update({p: UNKNOWN_USER.format(user_id=user_of[p]) for p in unknown})
     summary.inserted += inserted

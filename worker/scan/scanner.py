@@ -1,6 +1,6 @@
 """The inactivity scan: decide, per rule, who is due at an instant and nudge each episode once.
 
-Definitions (the README has them in full; tests pin them):
+Definitions (docs/engine.md has them in full; tests pin them):
 - activity: a non-deleted event of a non-reserved type (narrowed per rule by `event_types`);
 - last active at T: the latest activity at or before T, else the sign-up time;
 - due at T: last active <= T - threshold; an episode is (user, rule, last active);
@@ -16,11 +16,16 @@ backwards) examines everyone who may be due and reconciles what incremental scan
 from __future__ import annotations
 
 import logging
+import math
+import os
+import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta, timezone
+from datetime import time as clock_time
 from typing import Any
 
 import psycopg
@@ -33,8 +38,8 @@ query = QueryFolder.beside(__file__)
 
 logger = logging.getLogger(__name__)
 
-# pg_try_advisory_lock key shared by every scanner of a database.
-SCAN_LOCK_KEY = 0x6E75646765  # "nudge"
+# How often a scan looks again at a lease another scan holds.
+LEASE_POLL_SECONDS = 0.5
 SKIP_REASONS = ("already_nudged", "cooldown", "quiet_hours", "opted_out")
 HELD_REASONS = ("cooldown", "quiet_hours")
 
@@ -47,7 +52,7 @@ class Decision:
     user_id: uuid.UUID
     last_active_at: datetime
     timezone: str
-    local_time: time
+    local_time: clock_time
     decision: str
     hold_until: datetime | None  # held: when the hold (quiet hours, cool-down) ends
 
@@ -124,40 +129,106 @@ def run_scan(
     dry_run: bool = False,
     full: bool | None = None,
     lock: bool = True,
+    owner: str | None = None,
     url: str | None = None,
     on_decision: Callable[[Decision], None] | None = None,
 ) -> ScanSummary:
-    """Scan every selected rule at `as_of` (timezone-aware). `full=None` means full for a dry run
-    (it answers "who is due now", which an incremental dry run right after a scan cannot) and
-    incremental otherwise. `lock=False` exists so tests can show the database alone keeps
-    nudges exactly-once."""
+    """Scan every selected rule at `as_of` (timezone-aware), each under its rule's lease.
+
+    `full=None` means full for a dry run (it answers "who is due now", which an incremental dry
+    run right after a scan cannot) and incremental otherwise. `owner` names who runs the scan
+    (the Celery task id: a re-delivered task takes its own lease back at once); by default this
+    process and scan. `lock=False` exists so tests can show the database alone keeps nudges
+    exactly-once. Every transaction stands alone (no session state), so the scan runs unchanged
+    behind a transaction-mode pooler.
+    """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     full = dry_run if full is None else full
     settings = get_settings()
     rules = select_rules(settings, rule_names)
     summary = ScanSummary(scan_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run)
+    lease = None
+    if lock and not dry_run:
+        lease = Lease(summary.scan_id, owner or f"{socket.gethostname()}:{os.getpid()}:{summary.scan_id}",
+                      timedelta(seconds=settings.scan_lease_seconds))
     with connection(url) as conn:
         conn.rollback()  # the pool's liveness ping may have opened a transaction
         conn.autocommit = True
         try:
-            if lock and not dry_run:
-                if not conn.execute("select pg_try_advisory_lock(%s)", (SCAN_LOCK_KEY,)).fetchone()[0]:
-                    summary.ran = False
-                    summary.note = "another scan holds the lock; exiting"
-                    logger.warning("scan %s: %s", summary.scan_id, summary.note)
-                    return summary
-            try:
-                for rule in rules:
+            for rule in rules:
+                if lease is not None and (note := lease.take(conn, rule.name)):
+                    summary.ran, summary.note = False, note
+                    logger.warning("scan %s: %s", summary.scan_id, note)
+                    break
+                try:
                     summary.rules.append(
-                        _scan_rule(conn, settings, rule, summary, full=full, on_decision=on_decision)
+                        _scan_rule(conn, settings, rule, summary, lease, full=full, on_decision=on_decision)
                     )
-            finally:
-                if lock and not dry_run:
-                    conn.execute("select pg_advisory_unlock(%s)", (SCAN_LOCK_KEY,))
+                except LeaseLost as exc:
+                    summary.ran, summary.note = False, str(exc)
+                    logger.warning("scan %s: %s", summary.scan_id, exc)
+                    break
+                finally:
+                    if lease is not None:
+                        lease.release(conn, rule.name)
         finally:
             conn.autocommit = False
     return summary
+
+
+class LeaseLost(RuntimeError):
+    """Another scan took over this scan's lease after it expired (a batch outlasted the lease)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One scan's hold on its rules' leases (`nudge_scan_leases`): a row, not a session lock, so
+    neither a pooler nor a crash can leak it. Times are Python's clock, as every decision's."""
+
+    scan_id: str
+    owner: str
+    ttl: timedelta
+
+    def _params(self, rule: str) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        return {"rule": rule, "scan_id": self.scan_id, "owner": self.owner, "now": now, "expires_at": now + self.ttl}
+
+    def take(self, conn: psycopg.Connection, rule: str) -> str | None:
+        """Take the lease, waiting while another scan holds it: up to one lease period, since a
+        dead holder's lease has expired by then. Returns None, or why this scan gives up (the
+        holder kept renewing: it is alive and doing the work). Waits are counted, not timed,
+        so a frozen clock (tests) cannot make them endless."""
+        poll = min(LEASE_POLL_SECONDS, self.ttl.total_seconds() / 4)
+        for attempt in range(math.ceil(self.ttl.total_seconds() / poll) + 2):
+            if attempt:
+                time.sleep(poll)
+            with conn.transaction():
+                act_as_service_role(conn)
+                if conn.execute(query("scan_lease_take"), self._params(rule)).fetchone():
+                    return None
+        with conn.transaction():
+            act_as_service_role(conn)
+            holder = conn.execute(query("scan_lease_holder"), {"rule": rule}).fetchone()
+        who = f"{holder[0]}, lease until {holder[1].isoformat()}" if holder else "it has just let go"
+        return f"another scan holds the lease on rule {rule} and keeps renewing it ({who}); exiting"
+
+    def renew(self, conn: psycopg.Connection, rule: str) -> None:
+        """Inside a batch's transaction, first: extend the lease, or stop if it was taken over."""
+        if not conn.execute(query("scan_lease_renew"), self._params(rule)).fetchone():
+            raise LeaseLost(f"another scan took over the lease on rule {rule} after it expired "
+                            f"(a batch took longer than SCAN_LEASE_SECONDS={self.ttl.total_seconds():g}); stopped")
+
+    def release(self, conn: psycopg.Connection, rule: str) -> None:
+        """Free the lease; with the connection gone, leave it to expire rather than hide the
+        error that ended the scan."""
+        try:
+            with conn.transaction():
+                act_as_service_role(conn)
+                conn.execute(query("scan_lease_release"), {"rule": rule, "scan_id": self.scan_id})
+        except psycopg.OperationalError as exc:
+            logger.warning("scan %s: could not free the lease on rule %s (%s); it expires by itself",
+                           self.scan_id, rule, str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
 
 
 def _scan_rule(
@@ -165,10 +236,13 @@ def _scan_rule(
     settings: Settings,
     rule: NudgeRule,
     summary: ScanSummary,
+    lease: Lease | None,
     *,
     full: bool,
     on_decision: Callable[[Decision], None] | None,
 ) -> RuleSummary:
+    """One rule, in batch transactions. Candidates are recomputed per batch after the last user
+    id seen (keyset), so nothing is kept between transactions."""
     as_of = summary.as_of
     threshold = timedelta(hours=rule.threshold_hours)
     params: dict[str, Any] = {
@@ -183,52 +257,42 @@ def _scan_rule(
         "quiet_end": settings.quiet_hours_end,
         "scan_id": summary.scan_id,
         "full": full,
+        "limit": settings.scan_batch_size,
+        "after": None,
     }
     with conn.transaction():
         _begin(conn)
         state = conn.execute(query("scan_state_read"), params).fetchone()
-        mode = _mode(state, rule, as_of, full)
-        conn.execute("create temp table scan_candidates (user_id uuid primary key) on commit preserve rows")
-        if mode == "incremental":
-            params["window_start"] = state[2] - threshold
-            conn.execute(query("scan_candidates_incremental"), params)
-        else:
-            conn.execute(query("scan_candidates_full"), params)
-        examined = conn.execute("select count(*) from scan_candidates").fetchone()[0]
-    result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode, examined=examined)
-    try:
-        after: uuid.UUID | None = None
-        while True:
-            with conn.transaction():
-                _begin(conn)
-                batch = [
-                    row[0]
-                    for row in conn.execute(
-                        "select user_id from scan_candidates where %(after)s::uuid is null or user_id > %(after)s"
-                        " order by user_id limit %(limit)s",
-                        {"after": after, "limit": settings.scan_batch_size},
-                    )
-                ]
-                if not batch:
-                    break
-                after = batch[-1]
-                decisions = [
-                    Decision(rule.name, *row)
-                    for row in conn.execute(query("scan_decide"), {**params, "user_ids": batch})
-                ]
-                _apply(conn, decisions, params, result, summary.dry_run)
-            if on_decision:
-                for d in decisions:
-                    if d.decision != "not_due":
-                        on_decision(d)
-        if not summary.dry_run:
-            with conn.transaction():
-                _begin(conn)
-                conn.execute(query("scan_state_write"), {**params, "full": mode == "full"})
-    finally:
+    mode = _mode(state, rule, as_of, full)
+    if mode == "incremental":
+        params["window_start"] = state[2] - threshold
+    candidates = query(f"scan_candidates_{mode}")
+    result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode)
+    while True:
         with conn.transaction():
             _begin(conn)
-            conn.execute("drop table if exists scan_candidates")
+            if lease is not None:
+                lease.renew(conn, rule.name)
+            batch = [row[0] for row in conn.execute(candidates, params)]
+            if not batch:
+                break
+            params["after"] = batch[-1]
+            result.examined += len(batch)
+            decisions = [
+                Decision(rule.name, *row)
+                for row in conn.execute(query("scan_decide"), {**params, "user_ids": batch})
+            ]
+            _apply(conn, decisions, params, result, summary.dry_run)
+        if on_decision:
+            for d in decisions:
+                if d.decision != "not_due":
+                    on_decision(d)
+    if not summary.dry_run:
+        with conn.transaction():
+            _begin(conn)
+            if lease is not None:
+                lease.renew(conn, rule.name)
+            conn.execute(query("scan_state_write"), {**params, "full": mode == "full"})
     return result
 
 

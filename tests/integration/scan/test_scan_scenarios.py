@@ -12,7 +12,7 @@ import pytest
 from events_schema.settings import get_settings
 from tests.integration.scan.scan_helpers import add_event, add_user, at, nudges, scan_at
 from worker.database import dispose_engines
-from worker.scan.scanner import SCAN_LOCK_KEY, run_scan
+from worker.scan.scanner import run_scan
 
 
 @pytest.fixture(autouse=True)
@@ -187,15 +187,50 @@ def test_a_second_rule_works_from_settings_alone(admin: psycopg.Connection, monk
     assert value["rule"] == "inactive_7d" and value["threshold_hours"] == 168
 
 
-def test_overlapping_scan_exits_at_once_saying_so(admin: psycopg.Connection, db_url: str) -> None:
+def test_a_live_lease_turns_an_overlapping_scan_away_after_one_lease_period(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_user(admin, "2026-03-01T00:00:00")
-    admin.execute("select pg_advisory_lock(%s)", (SCAN_LOCK_KEY,))
-    try:
-        summary = scan_at("2026-03-05T12:00:00")
-    finally:
-        admin.execute("select pg_advisory_unlock(%s)", (SCAN_LOCK_KEY,))
-    assert not summary.ran and "another scan" in summary.note
+    monkeypatch.setenv("SCAN_LEASE_SECONDS", "1")
+    get_settings.cache_clear()
+    # Another scan, alive: its lease ends after the frozen instant, however long this one waits.
+    admin.execute(
+        "insert into nudge_scan_leases values ('inactive_48h', gen_random_uuid(), 'task other',"
+        " %s, %s)", (at("2026-03-05T12:00:00"), at("2026-03-05T12:00:01")))
+    summary = scan_at("2026-03-05T12:00:00")
+    assert not summary.ran and "another scan holds the lease on rule inactive_48h" in summary.note
+    assert "task other" in summary.note
     assert nudges(admin) == []
+    # One second on, the same lease has expired: a dead scan's lease blocks nobody for longer.
+    assert scan_at("2026-03-05T12:00:01").totals()["nudged"] == 1
+    assert admin.execute("select count(*) from nudge_scan_leases").fetchone()[0] == 0
+
+
+def test_the_same_owner_takes_its_own_lease_back_at_once(admin: psycopg.Connection) -> None:
+    """A re-delivered task (same Celery task id) resumes at once; another owner would wait."""
+    add_user(admin, "2026-03-01T00:00:00")
+    admin.execute(
+        "insert into nudge_scan_leases values ('inactive_48h', gen_random_uuid(), 'task 42', %s, %s)",
+        (at("2026-03-05T12:00:00"), at("2026-03-05T13:00:00")))
+    summary = scan_at("2026-03-05T12:00:00", owner="task 42")
+    assert summary.ran and summary.totals()["nudged"] == 1
+
+
+def test_a_scan_whose_expired_lease_was_taken_over_stops_at_its_next_batch(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(6):
+        add_user(admin, "2026-03-01T00:00:00")
+    monkeypatch.setenv("SCAN_BATCH_SIZE", "2")
+    get_settings.cache_clear()
+
+    def another_scan_takes_over(_: object) -> None:
+        admin.execute("update nudge_scan_leases set scan_id = gen_random_uuid(), owner = 'task other'")
+
+    summary = scan_at("2026-03-05T12:00:00", on_decision=another_scan_takes_over)
+    assert not summary.ran and "took over the lease on rule inactive_48h" in summary.note
+    assert len(nudges(admin)) == 2  # the first batch only
+    assert admin.execute("select owner from nudge_scan_leases").fetchall() == [("task other",)]
 
 
 @pytest.mark.parametrize("lock", [True, False], ids=["with-lock", "database-alone"])

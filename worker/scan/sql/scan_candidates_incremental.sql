@@ -1,17 +1,24 @@
--- Who may have become due since the previous scan of this rule: activity (of the rule's types)
--- or sign-up that crossed the threshold in (window_start, cutoff], plus the held-back users
--- whose hold (quiet hours, cool-down) has ended. Cost grows with those users, not with the
--- number of events or of users.
-insert into scan_candidates (user_id)
-select a.user_id
-from public.engagement_last_activity a
-where a.last_at > %(window_start)s and a.last_at <= %(cutoff)s
-  and (%(event_types)s::text[] is null or a.event_type = any (%(event_types)s::text[]))
-union
-select u.user_id
-from public.engagement_users u
-where u.signed_up_at > %(window_start)s and u.signed_up_at <= %(cutoff)s
-union
-select p.user_id
-from public.nudge_pending p
-where p.rule = %(rule)s and p.hold_until <= %(as_of)s
+-- The next batch, after user id %(after)s, of who may have become due since the previous scan
+-- of this rule: activity (of the rule's types) or sign-up that crossed the threshold in
+-- (window_start, cutoff], plus the held-back users whose hold (quiet hours, cool-down) has
+-- ended. Cost grows with those users, not with the number of events or of users; each batch
+-- reads the window again (the user-id bound is pushed into each branch), which is cheap while
+-- the window is a scan interval's worth of users.
+select c.user_id
+from (
+  select a.user_id
+  from public.engagement_last_activity a
+  where a.last_at > %(window_start)s and a.last_at <= %(cutoff)s
+    and (%(event_types)s::text[] is null or a.event_type = any (%(event_types)s::text[]))
+  union
+  select u.user_id
+  from public.engagement_users u
+  where u.signed_up_at > %(window_start)s and u.signed_up_at <= %(cutoff)s
+  union
+  select p.user_id
+  from public.nudge_pending p
+  where p.rule = %(rule)s and p.hold_until <= %(as_of)s
+) c
+where %(after)s::uuid is null or c.user_id > %(after)s::uuid
+order by c.user_id
+limit %(limit)s
