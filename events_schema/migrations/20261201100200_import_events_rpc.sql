@@ -93,25 +93,29 @@ $$;
 -- The id of a row sent without one: uuid5(EVENT_ID_NAMESPACE, '<batch_id>:<position>'), exactly
 -- worker/ingest/rows.py derive_event_id, so either path gives a row the same id.
 create function public.engagement_import_event_id(batch_id text, "position" bigint) returns uuid
-language sql immutable strict parallel safe set search_path = ''
+language plpgsql immutable strict parallel safe set search_path = ''
 as $$
-  select encode(set_byte(set_byte(h, 6, (get_byte(h, 6) & 15) | 80), 8, (get_byte(h, 8) & 63) | 128), 'hex')::uuid
-  from (select substring(public.engagement_import_sha1(
-          '\x5b0a4f532f644d4e9a513c1e0c0d8f6e'::bytea || convert_to(batch_id || ':' || "position", 'UTF8'))
-        from 1 for 16) as h) as digest
+declare
+  h bytea := substring(public.engagement_import_sha1(
+    '\x5b0a4f532f644d4e9a513c1e0c0d8f6e'::bytea || convert_to(batch_id || ':' || "position", 'UTF8')) from 1 for 16);
+begin
+  return encode(set_byte(set_byte(h, 6, (get_byte(h, 6) & 15) | 80), 8, (get_byte(h, 8) & 63) | 128), 'hex')::uuid;
+end
 $$;
 
 -- A UUID in the forms the Python importer (pydantic) accepts: hyphenated, 32 hex digits,
 -- {hyphenated}, urn:uuid:hyphenated; NULL for anything else.
 create function public.engagement_import_uuid(candidate text) returns uuid
-language sql immutable parallel safe set search_path = ''
+language plpgsql immutable parallel safe set search_path = ''
 as $$
-  select case
+begin
+  return case
     when candidate ~ '^\{?[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?$'
          and (left(candidate, 1) = '{') = (right(candidate, 1) = '}') then candidate::uuid
     when candidate ~ '^urn:uuid:[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$' then substr(candidate, 10)::uuid
     when candidate ~ '^[0-9a-fA-F]{32}$' then candidate::uuid
-  end
+  end;
+end
 $$;
 
 -- Text with every character outside printable ASCII written as \uXXXX (surrogate pairs above
@@ -176,13 +180,20 @@ language plpgsql immutable strict parallel safe set search_path = ''
 as $$
 declare
   comma constant text := case when canonical then ',' else ', ' end;
+  colon constant text := case when canonical then ':' else ': ' end;
 begin
+  -- Scalars are written in place (a call per container, not per value): strings as jsonb writes
+  -- them unless they hold non-ASCII, integers as they are.
   case jsonb_typeof(v)
     when 'object' then
       return '{' || coalesce((
-        select string_agg(public.engagement_import_ascii(to_jsonb(e.key)::text)
-                          || case when canonical then ':' else ': ' end
-                          || public.engagement_import_python_json(e.value, canonical),
+        select string_agg(case when e.key ~ '[^\x01-\x7e]' then public.engagement_import_ascii(to_jsonb(e.key)::text)
+                               else to_jsonb(e.key)::text end || colon || case
+                            when jsonb_typeof(e.value) in ('object', 'array')
+                              then public.engagement_import_python_json(e.value, canonical)
+                            when jsonb_typeof(e.value) = 'string' and e.value::text !~ '[^\x01-\x7e]' then e.value::text
+                            when jsonb_typeof(e.value) = 'number' and e.value::text !~ '[.]' then e.value::text
+                            else public.engagement_import_python_json(e.value, canonical) end,
                           comma order by case when canonical then e.key collate "C" end, e.n)
         from jsonb_each(v) with ordinality as e(key, value, n)), '') || '}';
     when 'array' then
@@ -246,12 +257,14 @@ begin
 
   kind := jsonb_typeof(elem -> 'id');
   if kind is not null and kind <> 'null' then
-    shown := public.engagement_import_show(elem -> 'id');
     if kind <> 'string' then
-      problems := problems || format('id must be a UUID string, got %s %s', kind, shown);
+      problems := problems || format('id must be a UUID string, got %s %s', kind,
+                                     public.engagement_import_show(elem -> 'id'));
     else
       id := public.engagement_import_uuid(elem ->> 'id');
-      if id is null then problems := problems || format('id %s is not a UUID', shown); end if;
+      if id is null then
+        problems := problems || format('id %s is not a UUID', public.engagement_import_show(elem -> 'id'));
+      end if;
     end if;
   end if;
 
@@ -259,12 +272,14 @@ begin
   if kind is null then
     problems := problems || 'user_id is required'::text;
   else
-    shown := public.engagement_import_show(elem -> 'user_id');
     if kind <> 'string' then
-      problems := problems || format('user_id must be a UUID string, got %s %s', kind, shown);
+      problems := problems || format('user_id must be a UUID string, got %s %s', kind,
+                                     public.engagement_import_show(elem -> 'user_id'));
     else
       user_id := public.engagement_import_uuid(elem ->> 'user_id');
-      if user_id is null then problems := problems || format('user_id %s is not a UUID', shown); end if;
+      if user_id is null then
+        problems := problems || format('user_id %s is not a UUID', public.engagement_import_show(elem -> 'user_id'));
+      end if;
     end if;
   end if;
 
@@ -272,8 +287,9 @@ begin
   if kind is null then
     problems := problems || 'event_type is required'::text;
   else
-    shown := public.engagement_import_show(elem -> 'event_type');
     event_type := elem ->> 'event_type';
+    shown := case when kind <> 'string' or event_type !~ '^[a-z][a-z0-9_]{0,62}$' or event_type = any (reserved)
+                  then public.engagement_import_show(elem -> 'event_type') end;
     if kind <> 'string' then
       problems := problems || format('event_type must be a string, got %s %s', kind, shown);
     elsif event_type !~ '^[a-z][a-z0-9_]{0,62}$' then
@@ -287,7 +303,11 @@ begin
 
   kind := jsonb_typeof(elem -> 'timestamp');
   if kind is not null and kind <> 'null' then
-    shown := public.engagement_import_show(elem -> 'timestamp');
+    -- Shown in every message below, so made for valid timestamps too: cheaply when it is short
+    -- and made of the characters of a timestamp (nothing to escape or shorten).
+    shown := case when kind = 'string' and elem ->> 'timestamp' ~ '^[0-9A-Za-z :.+-]{1,60}$'
+                  then '"' || (elem ->> 'timestamp') || '"'
+                  else public.engagement_import_show(elem -> 'timestamp') end;
     -- rows.py TIMESTAMP_FORMAT, then the ranges datetime.fromisoformat checks.
     parts := regexp_match(elem ->> 'timestamp',
       '^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]{1,6})?)?(Z|([+-])([0-9]{2}):([0-9]{2}))?)?$');
@@ -331,7 +351,8 @@ begin
                                    public.engagement_import_show(elem -> 'value'));
   else
     value := elem -> 'value';
-    size := public.engagement_import_json_size(value);
+    -- jsonb's text is never shorter than the compact JSON: only a long one needs counting.
+    size := case when octet_length(value::text) > max_value_bytes then public.engagement_import_json_size(value) else 0 end;
     if size > max_value_bytes then
       problems := problems || format('value is %s bytes as JSON, over the limit of %s bytes', size, max_value_bytes);
     end if;
