@@ -208,3 +208,30 @@ def test_a_body_postgresql_cannot_store_fails_whole(api: psycopg.Connection, adm
         call(api, '{"batch": [' + good + ', {"value": {"x": NaN}}], "batch_id": "nan"}')
     assert stored_ids(admin) == set()
     assert quarantined(admin) == []
+
+
+def test_a_body_sent_to_the_rpc_and_imported_by_the_cli_lands_once(
+    db_url: str, api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID, tmp_path: Any
+) -> None:
+    """The CLI reads a saved request body (--format body) with the RPC's positions and batch id."""
+    batch = [{"user_id": str(user), "event_type": "app_open", "value": {"km": 1.5}},
+             {"user_id": str(user), "event_type": "goal_complete"}, {"user_id": str(user), "event_type": "Bad"}]
+    for batch_id in ("saved-body", None):
+        body = body_of(batch, batch_id)
+        first = call(api, body)
+        (tmp_path / "body.json").write_text(body)
+        again = import_cli([str(tmp_path / "body.json"), "--format", "body", "--json"], db_url)
+        assert again.returncode == 1, again.stderr  # one row refused, as by the RPC
+        summary = json.loads(again.stdout)
+        assert (summary["batch_id"], summary["inserted"], summary["duplicates"]) == (first["batch_id"], 0, 2)
+        assert summary["errors"] == first["errors"]  # {"index": 2, ...}
+    assert len(stored_ids(admin)) == 4
+    assert len(quarantined(admin)) == 2
+
+
+def test_a_file_that_is_not_a_request_body_is_one_line_of_error(db_url: str, tmp_path: Any) -> None:
+    (tmp_path / "body.json").write_text('[{"user_id": "x"}]')
+    result = import_cli([str(tmp_path / "body.json"), "--format", "body"], db_url)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f'error: {tmp_path / "body.json"}: a request body is a JSON object {{"batch": [...], "batch_id": "..."}}']
