@@ -454,8 +454,10 @@ begin
                   then public.engagement_import_uuid(f.elem ->> 'user_id') end as user_id
       from refused f
     ) as r
-    -- A row already kept (the batch sent again) stays as it is; so does one whose event exists.
+    -- A row already kept (the batch sent again) stays as it is; so does one whose event exists
+    -- (this statement's own inserts are not in its snapshot: hence the second test).
     where not exists (select 1 from public.engagement_events e where e.id = r.event_id)
+      and not exists (select 1 from valid v where v.known and v.id = r.event_id)
     order by r."position"
     on conflict (batch_id, "position") do nothing
   )

@@ -235,3 +235,18 @@ def test_a_file_that_is_not_a_request_body_is_one_line_of_error(db_url: str, tmp
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f'error: {tmp_path / "body.json"}: a request body is a JSON object {{"batch": [...], "batch_id": "..."}}']
+
+
+def test_a_refused_row_with_the_id_of_a_row_that_landed_is_not_kept(
+    api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID
+) -> None:
+    """As in the Python path: its event exists, so there is nothing to replay."""
+    good = event(user)
+    batch = [good, {**good, "event_type": "Bad"}]
+    rpc_summary = call(api, body_of(batch, "same-id"))
+    assert (rpc_summary["inserted"], rpc_summary["rejected"]) == (1, 1)
+    assert quarantined(admin) == []
+    admin.execute("truncate engagement_events")
+    task_summary = import_events(batch, batch_id="same-id")
+    assert task_summary == rpc_summary
+    assert quarantined(admin) == []
