@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 API_ROLES = ("anon", "authenticated", "service_role")
 
@@ -43,3 +44,33 @@ def request(conn: psycopg.Connection, role: str, claims: dict[str, Any] | None =
             (role, json.dumps(claims if claims is not None else claims_for(role))),
         )
         yield conn
+
+
+def rpc(conn: psycopg.Connection, function: str, body: str, parameters: dict[str, str]) -> Any:
+    """`POST /rpc/<function>` with a JSON `body`, in the statement PostgREST builds for it.
+
+    PostgREST passes the body as one `json` value, takes the arguments out of it with
+    json_to_record (each typed as the function's parameter: `parameters` maps name to type) and
+    calls the function with named arguments, only those the body has, so the others take their
+    defaults. A value the parameter's type refuses (e.g. \\u0000 into jsonb) fails the request.
+    Run it inside request(); returns the decoded result.
+    """
+    schema, name = function.split(".")
+    present = [p for p in parameters if p in json.loads(body)]
+    if not present:
+        raise ValueError(f"the body names none of {function}'s parameters {list(parameters)}")
+    statement = sql.SQL(
+        "with pgrst_source as (select pgrst_call.pgrst_scalar"
+        " from (select %s::json as json_data) pgrst_payload,"
+        " lateral (select {columns} from json_to_record(pgrst_payload.json_data) as _({typed}) limit 1) pgrst_body,"
+        " lateral (select {function}({arguments}) pgrst_scalar) pgrst_call)"
+        " select coalesce(json_agg(_postgrest_t.pgrst_scalar) -> 0, 'null') as body"
+        " from (select * from pgrst_source) _postgrest_t"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(p) for p in present),
+        typed=sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(p), sql.SQL(parameters[p])) for p in present),
+        function=sql.Identifier(schema, name),
+        arguments=sql.SQL(", ").join(
+            sql.SQL("{} := pgrst_body.{}").format(sql.Identifier(p), sql.Identifier(p)) for p in present),
+    )
+    return conn.execute(statement, (body,)).fetchone()[0]

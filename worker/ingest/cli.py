@@ -1,4 +1,4 @@
-"""`python -m worker import`: bulk-import an NDJSON or CSV file, or replay quarantined rows.
+"""`python -m worker import`: bulk-import an NDJSON or CSV file (or an RPC request body), or replay quarantined rows.
 
 The file is streamed (constant memory) and written in chunks by this process, or with
 `--enqueue` sent chunk by chunk to the workers' `import_events` task; either way the summary is
@@ -24,7 +24,7 @@ import sqlalchemy.exc
 
 from events_schema.progress import Progress
 from events_schema.settings import get_settings
-from worker.ingest.sources import FORMATS, ImportFileError, Row, file_content_id, read_rows
+from worker.ingest.sources import BODY_FORMAT, FORMATS, ImportFileError, Row, file_content_id, read_body, read_rows
 from worker.ingest.importer import ImportSummary, chunks, import_rows, replay_rejected
 
 # Longest line read at once: any valid event fits (its value may be written with \u escapes).
@@ -41,7 +41,9 @@ class EnqueueError(RuntimeError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", type=Path, help="NDJSON (one event object per line) or CSV file")
-    parser.add_argument("--format", choices=FORMATS, help="default: csv for *.csv files, else ndjson")
+    parser.add_argument("--format", choices=(*FORMATS, BODY_FORMAT),
+                        help="default: csv for *.csv files, else ndjson; body: a POST /rpc/import_events "
+                        "request body, imported with the ids the RPC gives its rows")
     parser.add_argument("--batch-size", type=int, help="rows per transaction / per task (default IMPORT_CHUNK_SIZE)")
     parser.add_argument("--batch-id", help="ids of rows without one derive from it and the line number; "
                         "default: the hash of the file's content. Reuse it to re-run safely")
@@ -106,7 +108,7 @@ def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float
 
 
 def _print_summary(summary: ImportSummary, args: argparse.Namespace, seconds: float, replay: bool) -> None:
-    position_key = "position" if replay else "line"
+    position_key = "position" if replay else "index" if args.format == BODY_FORMAT else "line"
     if args.json:
         print(json.dumps({**summary.as_dict(position_key, with_batch=replay), "seconds": round(seconds, 3)}))
         return
@@ -116,7 +118,7 @@ def _print_summary(summary: ImportSummary, args: argparse.Namespace, seconds: fl
           f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
           f"in {seconds:.1f} s ({handled / max(seconds, 1e-9):,.0f} rows/s)")
     for batch_id, position, reason in summary.errors[:SHOWN_ERRORS]:
-        where = f"{batch_id} row {position}" if replay else f"line {position}"
+        where = f"{batch_id} row {position}" if replay else f"{position_key} {position}"
         print(f"  {where}: {reason}")
     if summary.rejected > SHOWN_ERRORS:
         print(f"  ... and {summary.rejected - SHOWN_ERRORS:,} more")
@@ -163,13 +165,19 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.format or ("csv" if args.path.suffix.lower() == ".csv" else "ndjson")
     max_line_bytes = LINE_LIMIT_FACTOR * settings.import_max_value_bytes + LINE_LIMIT_SLACK
     try:
-        batch_id = args.batch_id or file_content_id(args.path)
         stream = args.path.open("rb")
     except OSError as exc:
         return _usage_error(f"cannot read {args.path}: {exc.strerror or exc}")
     with stream:
+        try:
+            body = read_body(stream.read()) if fmt == BODY_FORMAT else None
+            batch_id = args.batch_id or (body[1] if body else file_content_id(args.path))
+        except OSError as exc:
+            return _usage_error(f"cannot read {args.path}: {exc.strerror or exc}")
+        except ImportFileError as exc:
+            return _usage_error(f"{args.path}: {exc}")
         progress = Progress(args.path.stat().st_size, "importing bytes")
-        rows = read_rows(stream, fmt, max_line_bytes)
+        rows = body[0] if body else read_rows(stream, fmt, max_line_bytes)
         try:
             if args.enqueue:
                 summary = _enqueue(rows, batch_id, batch_size, args.timeout, progress, stream.tell)

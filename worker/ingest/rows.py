@@ -10,6 +10,7 @@ in the same round trip as the insert.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,6 +22,13 @@ FIELDS = ("id", "user_id", "event_type", "timestamp", "value")
 REQUIRED_FIELDS = ("user_id", "event_type")
 # The table's own rule: constraint engagement_events_event_type_format.
 EVENT_TYPE_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
+# The timestamps accepted (RFC 3339 with "T" or a space; seconds and fraction optional), before
+# datetime.fromisoformat checks the ranges. Python alone would take more (week dates, compact
+# forms, any separator); the database's import_events() takes exactly this (its own copy, held
+# to it by tests/integration/ingest/import_cases.py).
+TIMESTAMP_FORMAT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 # Fixed forever: derived event ids must not change between releases, or re-runs would duplicate.
 EVENT_ID_NAMESPACE = uuid.UUID("5b0a4f53-2f64-4d4e-9a51-3c1e0c0d8f6e")
 
@@ -132,6 +140,8 @@ class IncomingEvent(BaseModel):
                 f"timestamp must be an ISO-8601 string with a UTC offset, got {json_type(raw)} {show(raw)}"
             )
         try:
+            if not TIMESTAMP_FORMAT.fullmatch(raw):
+                raise ValueError
             parsed = datetime.fromisoformat(raw)
         except ValueError:
             raise ValueError(f"timestamp {show(raw)} is not an ISO-8601 date and time") from None
@@ -140,7 +150,10 @@ class IncomingEvent(BaseModel):
                 f"timestamp {show(raw)} has no UTC offset, so the instant is ambiguous; "
                 "add one, e.g. Z or +02:00"
             )
-        utc = parsed.astimezone(timezone.utc)
+        try:
+            utc = parsed.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00, past year 9999 in UTC
+            raise ValueError(f"timestamp {show(raw)} is out of range") from None
         rules: Rules = info.context["rules"]
         now: datetime = info.context["now"]
         ahead = utc - now

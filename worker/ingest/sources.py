@@ -18,6 +18,8 @@ from typing import Any, BinaryIO, NamedTuple
 from worker.ingest.rows import FIELDS, REQUIRED_FIELDS, show
 
 FORMATS = ("ndjson", "csv")
+# A file holding one `POST /rpc/import_events` request body: {"batch": [...], "batch_id": "..."}.
+BODY_FORMAT = "body"
 # Kept of an over-long line in the quarantine: enough to recognise it.
 KEPT_OF_LONG_LINE = 4096
 
@@ -195,6 +197,24 @@ def rows_of_batch(
     if len({row.position for row in rows}) != len(rows):
         raise ValueError("positions must be unique within a batch (they make the derived ids)")
     return sorted(rows, key=lambda row: row.position)
+
+
+def read_body(data: bytes) -> tuple[list[Row], str]:
+    """The rows of an RPC request body, at their index in the batch, and its batch id.
+
+    A body re-sent through the CLI gets the ids the RPC and the task give it: the body's
+    batch_id, or without one the batch's content hash, with each row's index.
+    """
+    try:
+        body = parse_json(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ImportFileError(f"not a JSON request body: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        raise ImportFileError('a request body is a JSON object {"batch": [...], "batch_id": "..."}')
+    batch_id = body.get("batch_id")
+    if batch_id is not None and not isinstance(batch_id, str):
+        raise ImportFileError("the body's batch_id must be a string")
+    return rows_of_batch(body["batch"]), batch_id or batch_content_id(body["batch"], None, None)
 
 
 def batch_content_id(*parts: Any) -> str:
