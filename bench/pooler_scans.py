@@ -37,7 +37,7 @@ def main() -> int:
     args = parser.parse_args()
     with scratch_database("bench_pooler") as direct:
         with connect(direct, autocommit=True) as conn:
-            conn.execute("insert into auth.users (created_at) select '2026-03-01T00:00:00Z' from generate_series(1, %s)",
+            conn.execute("insert into auth.users (id, created_at) select gen_random_uuid(), '2026-03-01T00:00:00Z' from generate_series(1, %s)",
                          (args.users,))
         url = make_url(direct)
         with running_pgbouncer(url.set(database="postgres"), pool_size=3) as pooler:
