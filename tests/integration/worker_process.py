@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +34,18 @@ def celery_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 60)
         [sys.executable, "-m", "celery", "-A", "worker", *args],
         env=dict(env), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def task_result(redis_url: str, task_id: str, timeout: float = 60) -> Any:
+    """A task's return value from the result backend (a client of its own, not the app's)."""
+    from celery import Celery
+
+    client = Celery(broker=redis_url, backend=redis_url)
+    result = client.AsyncResult(task_id)
+    try:
+        return result.get(timeout=timeout)
+    finally:
+        result.forget()
 
 
 @contextmanager
