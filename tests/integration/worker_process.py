@@ -49,16 +49,18 @@ def task_result(redis_url: str, task_id: str, timeout: float = 60) -> Any:
 
 
 @contextmanager
-def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60) -> Iterator[subprocess.Popen[bytes]]:
-    """A solo-pool worker consuming only `queue`, yielded once it has logged "ready".
+def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60, pool: str = "solo",
+                   name: str = "", log_to: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker (solo pool unless told) consuming only `queue`, yielded once it has logged "ready".
+    `log_to`, when given, receives its log when the block ends.
 
     Its log is attached to the error when it does not start, and it is terminated (then killed,
     if it ignores that) by pid when the block ends.
     """
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=solo", "--concurrency=1",
-             "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={pool}", "--concurrency=1",
+             "-Q", queue, "-n", f"{name}{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-l", "info"],
             env={**env, "CELERY_QUEUE": queue}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -72,6 +74,8 @@ def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if log_to is not None:
+                log_to.append(_read(log))
 
 
 def _read(log: IO[bytes]) -> str:
