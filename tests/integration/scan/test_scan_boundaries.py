@@ -258,3 +258,15 @@ def test_a_user_who_changes_time_zone_after_sign_up_gets_quiet_hours_in_the_new_
     admin.execute("""update auth.users set raw_user_meta_data = '{"timezone": "Asia/Tokyo"}' where id = %s""", (user,))
     [decision] = decide("2026-03-05T14:00:00")  # 23:00 in Tokyo
     assert (decision.timezone, decision.decision) == ("Asia/Tokyo", "quiet_hours")
+
+
+def test_activity_after_the_scans_instant_does_not_count(admin: psycopg.Connection) -> None:
+    """Last active at T is the latest activity at or before T: a scan replayed for a past instant
+    decides as it would have then."""
+    user = add_user(admin, "2026-03-01T00:00:00")
+    add_event(admin, user, "2026-03-02T10:00:00")
+    add_event(admin, user, "2026-03-04T10:00:00.000001")
+    [decision] = decide("2026-03-04T10:00:00")
+    assert (decision.decision, decision.last_active_at) == ("nudge", at("2026-03-02T10:00:00"))
+    add_event(admin, user, "2026-03-04T10:00:00")
+    assert decide("2026-03-04T10:00:00") == []  # at T itself it counts: not due
