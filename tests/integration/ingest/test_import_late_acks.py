@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -24,7 +25,7 @@ from tests.integration.worker_process import celery_cli, celery_env, running_wor
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
-def wait_for(condition, timeout: float = 60) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
