@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,11 +36,23 @@ def celery_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 60)
     )
 
 
+def task_result(redis_url: str, task_id: str, timeout: float = 60) -> Any:
+    """A task's return value from the result backend (a client of its own, not the app's)."""
+    from celery import Celery
+
+    client = Celery(broker=redis_url, backend=redis_url)
+    result = client.AsyncResult(task_id)
+    try:
+        return result.get(timeout=timeout)
+    finally:
+        result.forget()
+
+
 @contextmanager
-def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60,
-                   pool: str = "solo") -> Iterator[subprocess.Popen[bytes]]:
-    """A worker (solo pool, or e.g. prefork: one child) consuming only `queue`, yielded once it
-    has logged "ready".
+def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60, pool: str = "solo",
+                   name: str = "", log_to: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker (solo pool unless told) consuming only `queue`, yielded once it has logged "ready".
+    `log_to`, when given, receives its log when the block ends.
 
     Its log is attached to the error when it does not start, and it is terminated (then killed,
     if it ignores that) by pid when the block ends.
@@ -48,7 +60,7 @@ def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={pool}", "--concurrency=1",
-             "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-Q", queue, "-n", f"{name}{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-l", "info"],
             env={**env, "CELERY_QUEUE": queue}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -62,6 +74,8 @@ def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if log_to is not None:
+                log_to.append(_read(log))
 
 
 def _read(log: IO[bytes]) -> str:

@@ -23,9 +23,10 @@ from worker.database import service_transaction
 
 query = QueryFolder.beside(__file__)
 
-# Most event rows one 8 KiB heap page can hold: the smallest row (`{}` payload, one-letter type)
-# takes 72 bytes plus a 4-byte line pointer, so 107 fit (measured). A chunk of N rows spans
-# N / 107 pages, so it never touches more than N rows.
+# At least as many event rows as one 8 KiB heap page can hold: the smallest row (`{}` payload,
+# one-letter type) took 72 bytes plus a 4-byte line pointer before the feed columns, so 107 fit
+# (measured; 88 fit since feed_xid and feed_seq). A chunk of N rows' worth of pages spans
+# N // 107 pages (at least one), so it never touches more than max(N, 107) rows.
 MAX_ROWS_PER_PAGE = 107
 DEADLOCK_ATTEMPTS = 3
 
@@ -64,7 +65,8 @@ def apply_retention(
     """Soft-delete events older than `retention_days` (default RETENTION_DAYS) at `as_of`.
 
     Off (a no-op that touches nothing) when no retention is configured. The table is walked in
-    page ranges of at most `chunk_size` rows each (default RETENTION_CHUNK_SIZE).
+    page ranges of `chunk_size` rows' worth of pages (default RETENTION_CHUNK_SIZE), one
+    transaction each: at most `chunk_size` rows, or one page's worth when that is smaller.
     """
     settings = get_settings()
     days = retention_days if retention_days is not None else settings.retention_days

@@ -304,12 +304,17 @@ def _begin(conn: psycopg.Connection) -> None:
 
 
 def _mode(state: tuple[Any, ...] | None, rule: NudgeRule, as_of: datetime, full: bool) -> str:
-    """Incremental only when the previous scan of this same rule is strictly earlier."""
+    """Incremental only when the previous scan of this same rule is strictly earlier and a full
+    scan is not overdue: one a scan interval later than the beat's reconcile should have run
+    (a beat restarted without its schedule file would otherwise never reconcile)."""
     if full or state is None:
         return "full"
-    threshold_hours, event_types, scanned_through, _ = state
+    threshold_hours, event_types, scanned_through, full_scan_at = state
     same_rule = threshold_hours == rule.threshold_hours and event_types == rule.event_types
-    return "incremental" if same_rule and scanned_through < as_of else "full"
+    settings = get_settings()
+    overdue = as_of - full_scan_at >= timedelta(
+        hours=settings.reconcile_interval_hours, seconds=settings.scan_interval_seconds)
+    return "incremental" if same_rule and scanned_through < as_of and not overdue else "full"
 
 
 def _apply(

@@ -8,15 +8,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 import redis
-from celery import Celery
 
 from tests.integration.ingest.import_helpers import add_users, event, import_cli, quarantined, stored_ids
-from tests.integration.worker_process import celery_cli, celery_env, running_worker
+from tests.integration.worker_process import celery_cli, celery_env, running_worker, task_result
 from worker.ingest.rows import derive_event_id
 
 pytestmark = pytest.mark.worker
@@ -33,16 +31,6 @@ def queue(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def env(db_url: str, redis_url: str, queue: str) -> dict[str, str]:
     return celery_env(queue, DATABASE_URL=db_url, REDIS_URL=redis_url)
-
-
-def task_result(redis_url: str, task_id: str, timeout: float = 60) -> Any:
-    """A task's return value from the result backend (a client of its own, not the app's)."""
-    client = Celery(broker=redis_url, backend=redis_url)
-    result = client.AsyncResult(task_id)
-    try:
-        return result.get(timeout=timeout)
-    finally:
-        result.forget()
 
 
 def test_import_events_sent_with_celery_call_runs_in_the_worker_and_dedupes_a_resend(

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.integration.scan.scan_helpers import add_event, add_user
-from tests.integration.worker_process import PROJECT_ROOT, celery_cli, celery_env, running_worker
+from tests.integration.worker_process import PROJECT_ROOT, celery_cli, celery_env, running_worker, task_result
 
 pytestmark = pytest.mark.worker
 
@@ -43,15 +43,19 @@ def test_celery_call_scan_inactive_nudges_through_a_real_worker(
     queue = f"test-{uuid.uuid4().hex}"
     env = celery_env(queue, database_url=db_url, redis_url=redis_url)
 
+    kwargs = json.dumps({"as_of": "2026-03-05T12:00:00+00:00"})
     with running_worker(env, queue):
-        sent = celery_cli(["call", "scan_inactive", "--kwargs", json.dumps({"as_of": "2026-03-05T12:00:00+00:00"})], env)
+        sent = celery_cli(["call", "scan_inactive", "--kwargs", kwargs], env)
         assert sent.returncode == 0, sent.stderr
-        rows = wait_for_nudges(admin, 1)
-        # The same call again (a duplicate beat, an impatient operator) changes nothing.
-        assert celery_cli(["call", "scan_inactive", "--kwargs", json.dumps({"as_of": "2026-03-05T12:00:00+00:00"})], env).returncode == 0
-        time.sleep(2)
-        rows = wait_for_nudges(admin, 2, timeout=3)
+        first = task_result(redis_url, sent.stdout.strip())
+        # The same call again (a duplicate beat, an impatient operator) runs and changes nothing.
+        resent = celery_cli(["call", "scan_inactive", "--kwargs", kwargs], env)
+        assert resent.returncode == 0, resent.stderr
+        second = task_result(redis_url, resent.stdout.strip())
+    rows = wait_for_nudges(admin, 1)
     assert [(user, value["rule"]) for user, value in rows] == [(lapsed, "inactive_48h")]
+    assert (first["ran"], first["nudged"]) == (True, 1)
+    assert (second["ran"], second["nudged"], second["skipped"]["already_nudged"]) == (True, 0, 1)
 
 
 def test_beat_triggers_scans_by_itself(admin: psycopg.Connection, db_url: str, redis_url: str, tmp_path) -> None:

@@ -1,0 +1,44 @@
+"""Retention's edges: an event exactly RETENTION_DAYS old stays, a microsecond older goes; a
+transaction covers RETENTION_CHUNK_SIZE rows' worth of pages, so never more than that many rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from tests.integration.ingest.import_helpers import NOW, add_users
+from tests.integration.retention.test_retention import add_events, days_ago
+from worker.database import dispose_engines
+from worker.retention.retention import MAX_ROWS_PER_PAGE, apply_retention
+
+
+@pytest.fixture(autouse=True)
+def _own_database(settings_env: str) -> Iterator[None]:
+    yield
+    dispose_engines()
+
+
+def test_an_event_exactly_retention_days_old_is_kept(admin: psycopg.Connection) -> None:
+    [user] = add_users(admin)
+    add_events(admin, user, [days_ago(30), days_ago(30) - timedelta(microseconds=1)])
+    assert apply_retention(NOW, retention_days=30)["soft_deleted"] == 1
+    [(kept,)] = admin.execute("select timestamp from engagement_events where not is_deleted").fetchall()
+    assert kept == days_ago(30)
+
+
+def test_no_transaction_touches_more_than_the_chunk_size(admin: psycopg.Connection) -> None:
+    """The densest rows the table can hold (`{}`, a one-letter type): a page holds at most
+    MAX_ROWS_PER_PAGE, so a chunk of N rows' pages holds at most N."""
+    [user] = add_users(admin)
+    admin.execute("insert into engagement_events (user_id, timestamp, event_type) "
+                  "select %s, %s, 'a' from generate_series(1, 1000)", (user, days_ago(100)))
+    per_page = admin.execute(
+        "select max(n) from (select count(*) n from engagement_events group by (ctid::text::point)[0]) p"
+    ).fetchone()[0]
+    assert per_page <= MAX_ROWS_PER_PAGE
+    summary = apply_retention(NOW, retention_days=30, chunk_size=2 * MAX_ROWS_PER_PAGE)
+    assert summary["soft_deleted"] == 1000
+    assert summary["chunks"] >= 1000 / (2 * MAX_ROWS_PER_PAGE)
