@@ -16,6 +16,7 @@ COMMANDS = {
     "scan": ("worker.scan_cli", "find inactive users and nudge them (same as the scan_inactive task)"),
     "import": ("worker.import_cli", "bulk-import events from NDJSON or CSV with the service role"),
     "tail": ("worker.tail_cli", "print events as they commit, one JSON object per line"),
+    "metrics": ("worker.metrics.cli", "serve the workers' Prometheus metrics (PROMETHEUS_MULTIPROC_DIR)"),
 }
 
 

@@ -17,6 +17,7 @@ from types import FrameType
 from uuid import UUID
 
 from worker.feed import BEGINNING, Feed, FeedError, FeedEvent
+from worker.metrics.registry import record_feed_delivery
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             for event in subscription:
                 line = json.dumps(event.as_json(), separators=(",", ":")) if args.json else _text_line(event)
                 print(line, flush=True)
+                record_feed_delivery(event.timestamp)
     except KeyboardInterrupt:
         pass
     except FeedError as exc:
