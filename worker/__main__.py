@@ -10,6 +10,9 @@ import argparse
 import importlib
 import sys
 
+import psycopg
+import sqlalchemy.exc
+
 from events_schema.db import DatabaseUnavailable
 
 COMMANDS = {
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except DatabaseUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        print(f"error: the database failed: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
         return 1
 
 
