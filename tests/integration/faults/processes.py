@@ -49,9 +49,11 @@ class Process:
 
 
 def start_worker(env: Mapping[str, str], queue: str, name: str = "w", *, pool: str = "prefork",
-                 concurrency: int = 1, ready: bool = True) -> Process:
-    worker = Process(["worker", f"--pool={pool}", f"--concurrency={concurrency}", "-Q", queue,
-                      "-n", f"{name}-{queue}@%h", "--without-gossip", "--without-mingle", "-l", "info"],
+                 concurrency: int = 1, ready: bool = True, extra: Sequence[str] = (),
+                 quiet: bool = False) -> Process:
+    """A worker on `queue`; `quiet` drops Celery's banner (printed, not logged), as LOG_FORMAT=json wants."""
+    worker = Process([*(["--quiet"] if quiet else []), "worker", f"--pool={pool}", f"--concurrency={concurrency}", "-Q", queue,
+                      "-n", f"{name}-{queue}@%h", "--without-gossip", "--without-mingle", "-l", "info", *extra],
                      {**env, "CELERY_QUEUE": queue})
     if ready:
         worker.wait_for(" ready.")
