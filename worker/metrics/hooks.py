@@ -34,7 +34,9 @@ def _count_failure(sender: Any = None, exception: BaseException | None = None, *
 
 @task_retry.connect
 def _count_retry(sender: Any = None, reason: Any = None, **_: Any) -> None:
-    registry.TASK_RETRIES.labels(_name(sender), type(reason).__name__).inc()
+    """`reason` is Celery's Retry; the error behind it is its `exc`."""
+    cause = getattr(reason, "exc", None) or reason
+    registry.TASK_RETRIES.labels(_name(sender), type(cause).__name__).inc()
 
 
 @worker_init.connect

@@ -42,5 +42,6 @@ def test_two_workers_and_two_beats_nudge_each_due_user_once(
     finally:
         for process in processes:
             process.stop()
+    print(f"{scans} scans, {sum(nudge_counts(admin).values())} nudges for {len(users)} users")
     assert scans >= 10, f"only {scans} scans ran"
     assert_nudged_once(admin, users)
