@@ -77,11 +77,13 @@ def test_a_connection_terminated_mid_import_is_retried_with_backoff(
     finally:
         worker.stop()
     print("retried import:", {k: summary[k] for k in ("inserted", "duplicates", "rejected")})
-    assert "AdminShutdown" in log
+    assert "OperationalError" in log  # the only errors the tasks retry
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(tmp_path))
-    assert registry.get_sample_value("engagement_task_retries_total",
-                                     {"task": "import_events", "exception": "AdminShutdown"}) >= 1
+    retries = [s for metric in registry.collect() for s in metric.samples
+               if s.name == "engagement_task_retries_total" and s.labels["task"] == "import_events"]
+    # AdminShutdown, or OperationalError when the cut reaches an idle-in-transaction connection.
+    assert sum(s.value for s in retries) >= 1
     # The retry inserted what the cut attempt had not committed, and counted the rest as duplicates.
     assert summary["inserted"] < valid and summary["inserted"] + summary["duplicates"] == valid
     assert_imported_exactly(admin, "cut", valid, ROWS - valid)
@@ -91,7 +93,7 @@ def test_a_connection_terminated_mid_scan_is_retried_and_nudges_each_due_user_on
     admin: psycopg.Connection, fault_env: dict[str, str], queue: str
 ) -> None:
     users = due_users(admin, 6000)
-    env = {**fault_env, "SCAN_BATCH_SIZE": "100"}
+    env = {**fault_env, "SCAN_BATCH_SIZE": "25"}
     worker = start_worker(env, queue)
     try:
         result = client(env["REDIS_URL"]).send_task("scan_inactive", kwargs={"as_of": AS_OF.isoformat()},
@@ -103,7 +105,7 @@ def test_a_connection_terminated_mid_scan_is_retried_and_nudges_each_due_user_on
     finally:
         worker.stop()
     print("retried scan:", {k: summary[k] for k in ("examined", "due", "nudged", "skipped")})
-    assert "AdminShutdown" in log
+    assert "OperationalError" in log
     # The cut attempt had nudged some (committed per batch); the retry nudged the rest.
     assert summary["ran"] and 0 < summary["skipped"]["already_nudged"] < len(users)
     assert summary["ran"] and summary["nudged"] + summary["skipped"]["already_nudged"] == len(users)
@@ -114,7 +116,7 @@ def test_a_worker_killed_mid_scan_is_finished_by_the_restarted_worker(
     admin: psycopg.Connection, fault_env: dict[str, str], queue: str
 ) -> None:
     users = due_users(admin, 6000)
-    env = {**fault_env, "SCAN_BATCH_SIZE": "100"}
+    env = {**fault_env, "SCAN_BATCH_SIZE": "25"}
     worker = start_worker(env, queue)
     try:
         client(env["REDIS_URL"]).send_task("scan_inactive", kwargs={"as_of": AS_OF.isoformat()}, queue=queue)
