@@ -30,7 +30,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import statistics
 import sys
 import time
 import uuid

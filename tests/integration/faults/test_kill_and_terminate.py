@@ -73,11 +73,9 @@ def test_a_connection_terminated_mid_import_is_retried_with_backoff(
         wait_until(lambda: imported(admin) > 0, 60, "the import never started")
         cut_until_the_task_retries(admin, worker)
         summary = result.get(timeout=120)
-        log = worker.output()
     finally:
         worker.stop()
     print("retried import:", {k: summary[k] for k in ("inserted", "duplicates", "rejected")})
-    assert "OperationalError" in log  # the only errors the tasks retry
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(tmp_path))
     retries = [s for metric in registry.collect() for s in metric.samples
@@ -101,11 +99,9 @@ def test_a_connection_terminated_mid_scan_is_retried_and_nudges_each_due_user_on
         wait_until(lambda: len(nudge_counts(admin)) > 0, 60, "the scan never nudged")
         cut_until_the_task_retries(admin, worker)
         summary = result.get(timeout=120)
-        log = worker.output()
     finally:
         worker.stop()
     print("retried scan:", {k: summary[k] for k in ("examined", "due", "nudged", "skipped")})
-    assert "OperationalError" in log
     # The cut attempt had nudged some (committed per batch); the retry nudged the rest.
     assert summary["ran"] and 0 < summary["skipped"]["already_nudged"] < len(users)
     assert summary["ran"] and summary["nudged"] + summary["skipped"]["already_nudged"] == len(users)
