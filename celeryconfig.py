@@ -14,7 +14,10 @@ broker_url = _settings.redis_url
 result_backend = _settings.redis_url
 broker_connection_retry_on_startup = True
 # Longer than any task's hard limit, so Redis never re-delivers a task that is still running.
-broker_transport_options = {"visibility_timeout": max(3600, 2 * _settings.task_time_limit_seconds)}
+broker_transport_options = {
+    "visibility_timeout": _settings.broker_visibility_timeout_seconds
+    or max(3600, 2 * _settings.task_time_limit_seconds)
+}
 
 task_serializer = "json"
 result_serializer = "json"

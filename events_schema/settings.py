@@ -12,8 +12,9 @@ import os
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +77,23 @@ class Settings(BaseSettings):
     celery_queue: str = "engagement"
     task_soft_time_limit_seconds: int = Field(600, gt=0)
     task_time_limit_seconds: int = Field(660, gt=0)
+    # A task that loses its database (OperationalError) retries with exponential backoff:
+    # about base * 2**n seconds (jittered), at most the max, up to this many times.
+    task_retry_backoff_seconds: int = Field(2, gt=0)
+    task_retry_backoff_max_seconds: int = Field(300, gt=0)
+    task_max_retries: int = Field(12, ge=0)
+    # Redis re-delivers a task whose worker died (unacked) after this long; unset: an hour,
+    # or twice the hard time limit if longer. Keep it above the longest task's run time.
+    broker_visibility_timeout_seconds: int | None = Field(None, gt=0)
+
+    # Observability
+    # "json": every log line of the worker and beat is one JSON object (with the task id).
+    log_format: Literal["text", "json"] = "text"
+    # Folder shared by a worker's processes for Prometheus metrics (prometheus_client's
+    # multiprocess mode); unset: no metrics are kept. One folder per worker (host/container).
+    prometheus_multiproc_dir: Path | None = None
+    # When set (and the folder is), the worker's main process serves /metrics on this port.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
     # Import and retention
     import_chunk_size: int = Field(5000, gt=0)
@@ -99,6 +117,13 @@ class Settings(BaseSettings):
     def engine_database_url(self) -> str:
         """The URL the engine connects with: its own login where configured."""
         return self.worker_database_url or self.database_url
+
+    @model_validator(mode="after")
+    def _metrics_need_their_folder(self) -> Settings:
+        """A worker's pool children keep their numbers in the folder; without it, none to serve."""
+        if self.metrics_port is not None and self.prometheus_multiproc_dir is None:
+            raise ValueError("METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR (the folder the worker's processes share)")
+        return self
 
     @field_validator("nudge_rules")
     @classmethod

@@ -11,6 +11,7 @@ from celery.signals import worker_process_init
 
 from events_schema.settings import stopped_services_note
 from worker.database import dispose_after_fork
+from worker.metrics import hooks, logs  # noqa: F401  (connect their Celery signals)
 
 app = Celery("worker")
 app.config_from_object("celeryconfig")

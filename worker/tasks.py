@@ -7,15 +7,33 @@ use short, stable names.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
+
+from events_schema.settings import get_settings
 from worker.app import app
 from worker.clock import parse_instant
+from worker.metrics import registry as metrics
 
 logger = logging.getLogger(__name__)
 
+_settings = get_settings()
+# A lost or refused database connection (a restart, a failover, pg_terminate_backend) is
+# retried with exponential backoff; every task is idempotent, so a retry re-does only what the
+# failed attempt did not commit.
+RETRY_ON_DATABASE_ERRORS: dict[str, Any] = {
+    "autoretry_for": (psycopg.OperationalError, sqlalchemy.exc.OperationalError),
+    "retry_backoff": _settings.task_retry_backoff_seconds,
+    "retry_backoff_max": _settings.task_retry_backoff_max_seconds,
+    "retry_jitter": True,
+    "max_retries": _settings.task_max_retries,
+}
 
-@app.task(name="scan_inactive")
+
+@app.task(name="scan_inactive", **RETRY_ON_DATABASE_ERRORS)
 def scan_inactive(
     as_of: str | None = None,
     rules: list[str] | None = None,
@@ -26,14 +44,17 @@ def scan_inactive(
     `full` defaults to true for a dry run, false otherwise."""
     from worker.scan.scanner import run_scan
 
+    started = time.monotonic()
     # The task id owns the scan's leases: a re-delivery after a lost worker takes them back at once.
     summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full,
                        owner=f"task {scan_inactive.request.id}" if scan_inactive.request.id else None)
     logger.info("scan_inactive %s", summary.log_line())
-    return summary.as_dict()
+    result = summary.as_dict()
+    metrics.record_scan(result, time.monotonic() - started)
+    return result
 
 
-@app.task(name="import_events")
+@app.task(name="import_events", **RETRY_ON_DATABASE_ERRORS)
 def import_events(
     batch: list[Any],
     batch_id: str | None = None,
@@ -54,10 +75,12 @@ def import_events(
         now=parse_instant(now) if now else None,
     )
     logger.info("import_events %s", summary.log_line())
-    return summary.as_dict()
+    result = summary.as_dict()
+    metrics.record_import(result)
+    return result
 
 
-@app.task(name="apply_retention")
+@app.task(name="apply_retention", **RETRY_ON_DATABASE_ERRORS)
 def apply_retention(as_of: str | None = None) -> dict[str, Any]:
     """Soft-delete events older than RETENTION_DAYS at `as_of` (default now); a no-op when unset."""
     from worker.retention import retention
@@ -67,7 +90,7 @@ def apply_retention(as_of: str | None = None) -> dict[str, Any]:
     return summary
 
 
-@app.task(name="forget_user")
+@app.task(name="forget_user", **RETRY_ON_DATABASE_ERRORS)
 def forget_user(user_id: str) -> dict[str, Any]:
     """Soft-delete all of one user's events and drop their quarantined input; safe to re-run."""
     from uuid import UUID

@@ -20,6 +20,7 @@ from events_schema.db import connect
 from worker.database import act_as_service_role
 from worker.feed import BEGINNING, Feed, FeedError, FeedEvent
 from worker.feed.subscription import query
+from worker.metrics.registry import record_feed_delivery
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             for event in subscription:
                 line = json.dumps(event.as_json(), separators=(",", ":")) if args.json else _text_line(event)
                 print(line, flush=True)
+                record_feed_delivery(event.timestamp)
     except KeyboardInterrupt:
         pass
     except FeedError as exc:

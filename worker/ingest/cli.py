@@ -61,8 +61,14 @@ def _rows_note(total: ImportSummary) -> str:
 def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float,
              progress: Progress, done_bytes: Any) -> ImportSummary:
     """Send chunks to `import_events` and add up their summaries, a few batches in flight."""
-    from worker.tasks import import_events
+    from worker.tasks import app, import_events
 
+    # A broker that is down: one line now, not a traceback after the publisher's retries.
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0.5)
+    except kombu.exceptions.OperationalError as exc:
+        raise EnqueueError(f"cannot reach the broker at {connection.as_uri()}: {exc}") from exc
     total = ImportSummary(batch_id)
     in_flight: deque[tuple[int, Any]] = deque()
 
