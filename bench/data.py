@@ -113,7 +113,7 @@ def dataset(users: int, events_per_user: int, reuse: str | None, keep: bool) -> 
         yield url, exists
     finally:
         if reuse or keep:
-            print(f"kept database {name} (--reuse {name})", file=sys.stderr)
+            print(f"kept database {name}", file=sys.stderr)
         else:
             with connect(admin_url, autocommit=True) as conn:
                 conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))

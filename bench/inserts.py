@@ -1,7 +1,8 @@
 """What the schema costs writers: inserts into engagement_events (every trigger and index of the
 schema) against a bare table of the same columns (no index, constraint or trigger), in one run.
 
-Cases: single-row inserts (one transaction each), 1,000-row batches for users who already have
+A third table, the twin (the PRD's indexes, checks and foreign key, no triggers), tells the
+engine's own cost (its statement triggers) from the PRD's indexes. Cases: single-row inserts (one transaction each), 1,000-row batches for users who already have
 activity, and the worst case, 1,000-row batches where every row is a new user's first event (the
 activity summary gains a row per event). The events are dated a year back, so the users'
 last activity and every scan decision stay as they were; they are removed afterwards.
@@ -30,19 +31,18 @@ returning id
 """
 
 
-def _rates(conn: Any, batches: list[list[uuid.UUID]], bare_batches: list[list[uuid.UUID]]) -> tuple[float, float]:
-    """Rows per second into the schema's table and into the bare one, one transaction per batch,
-    the two sides interleaved so that a shared machine's load swings hit both alike."""
+def _rates(conn: Any, sides: dict[str, list[list[uuid.UUID]]]) -> dict[str, float]:
+    """Rows per second into each table, one transaction per batch, the tables interleaved batch
+    by batch so that a shared machine's load swings hit them alike."""
     at = NOW - timedelta(days=365)
-    spent = {"public.engagement_events": 0.0, "bench_bare": 0.0}
-    for users, bare_users in zip(batches, bare_batches):
-        for table, ids in (("public.engagement_events", users), ("bench_bare", bare_users)):
+    spent = dict.fromkeys(sides, 0.0)
+    for batch in zip(*sides.values()):
+        for table, ids in zip(sides, batch):
             start = time.perf_counter()
             conn.execute(INSERT.format(table=table), {"at": at, "users": ids})
             conn.commit()
             spent[table] += time.perf_counter() - start
-    rows = sum(map(len, batches))
-    return rows / spent["public.engagement_events"], rows / spent["bench_bare"]
+    return {table: sum(map(len, batches)) / spent[table] for table, batches in sides.items()}
 
 
 def measure_inserts(url: str, single_rows: int, batches: int) -> dict[str, Any]:
@@ -50,23 +50,28 @@ def measure_inserts(url: str, single_rows: int, batches: int) -> dict[str, Any]:
     with connect(url) as conn:
         conn.execute("drop table if exists bench_bare")
         conn.execute("create table bench_bare (like public.engagement_events including defaults including identity including generated)")
+        # The PRD's table without the engine: the same indexes, checks and FK, no triggers.
+        conn.execute("create table bench_twin (like public.engagement_events including all)")
+        conn.execute("alter table bench_twin add foreign key (user_id) references auth.users (id) on delete cascade")
         existing = [r[0] for r in conn.execute("select user_id from engagement_users limit 100000")]
-        fresh = [r[0] for r in conn.execute(NEW_USERS, {"at": NOW - timedelta(days=400), "n": 2 * batches * BATCH})]
+        fresh = [r[0] for r in conn.execute(NEW_USERS, {"at": NOW - timedelta(days=400), "n": 3 * batches * BATCH})]
         conn.commit()
         conn.execute("checkpoint")
         singles = [[rng.choice(existing)] for _ in range(single_rows)]
         known = [[rng.choice(existing) for _ in range(BATCH)] for _ in range(batches)]
         result: dict[str, Any] = {}
-        for case, rows, bare_rows in (
-            ("single", singles, singles),
-            ("batch", known, known),
-            # Each side gets users of its own, so both insert every user's first row.
-            ("new_users", _chunks(fresh[: batches * BATCH]), _chunks(fresh[batches * BATCH:])),
+        n = batches * BATCH
+        for case, rows, twin_rows, bare_rows in (
+            ("single", singles, singles, singles),
+            ("batch", known, known, known),
+            # Each side gets users of its own, so each inserts every user's first row.
+            ("new_users", _chunks(fresh[:n]), _chunks(fresh[n:2 * n]), _chunks(fresh[2 * n:])),
         ):
-            schema, bare = _rates(conn, rows, bare_rows)
-            result[f"insert_{case}_per_s"] = schema
-            result[f"insert_{case}_bare_per_s"] = bare
-        conn.execute("drop table bench_bare")
+            rates = _rates(conn, {"public.engagement_events": rows, "bench_twin": twin_rows, "bench_bare": bare_rows})
+            result[f"insert_{case}_per_s"] = rates["public.engagement_events"]
+            result[f"insert_{case}_twin_per_s"] = rates["bench_twin"]
+            result[f"insert_{case}_bare_per_s"] = rates["bench_bare"]
+        conn.execute("drop table bench_bare, bench_twin")
         # Remove what was added, triggers off (the summary rows of the fresh users go with them).
         conn.execute("set session_replication_role = replica")
         conn.execute("delete from engagement_events where value @> '{\"bench\": true}' and event_type = 'app_open'")

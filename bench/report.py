@@ -31,6 +31,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("  schema / bare", "insert_batch_per_s/insert_batch_bare_per_s", "x"),
     ("insert, every row a new user: schema / bare", "insert_new_users_per_s,insert_new_users_bare_per_s", "/s"),
     ("  schema / bare", "insert_new_users_per_s/insert_new_users_bare_per_s", "x"),
+    ("  engine's cost: schema / twin (PRD indexes, no triggers), 1,000-row batches", "insert_batch_per_s/insert_batch_twin_per_s", "x"),
+    ("  engine's cost: schema / twin, every row a new user", "insert_new_users_per_s/insert_new_users_twin_per_s", "x"),
     ("worker peak memory, full scan (max RSS MB)", "peak_rss_mb", "MB"),
 ]
 

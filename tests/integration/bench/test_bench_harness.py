@@ -47,7 +47,7 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
     assert len(a["day_beats"]) == 8 and a["day_nudged"] > 0  # the morning waves of the zones released someone
     assert a["import_same_rows"] is True and a["import_summary"]["inserted"] == 300
     for case in ("single", "batch", "new_users"):
-        assert a[f"insert_{case}_per_s"] > 0 and a[f"insert_{case}_bare_per_s"] > 0
+        assert min(a[f"insert_{case}{side}_per_s"] for side in ("", "_twin", "_bare")) > 0
     # Same data, engine state reset: the same nudges, at the full scan and over the day.
     assert (b["nudged"], b["due"], b["day_nudged"]) == (a["nudged"], a["due"], a["day_nudged"])
     assert [x["nudged"] for x in b["day_beats"]] == [x["nudged"] for x in a["day_beats"]]
