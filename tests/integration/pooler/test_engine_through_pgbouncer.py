@@ -32,7 +32,7 @@ AS_OF = "2026-03-05T12:00:00+00:00"
 
 def add_lapsed_users(admin: psycopg.Connection, count: int) -> None:
     """`count` users who signed up days before AS_OF and never came back: all due, in UTC."""
-    admin.execute("insert into auth.users (created_at) select %s from generate_series(1, %s)",
+    admin.execute("insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)",
                   (at("2026-03-01T00:00:00"), count))
 
 

@@ -30,7 +30,7 @@ def nudged(admin: psycopg.Connection) -> int:
 def test_a_worker_killed_mid_scan_is_re_delivered_and_the_scan_completes(
     admin: psycopg.Connection, db_url: str, redis_url: str
 ) -> None:
-    admin.execute("insert into auth.users (created_at) select %s from generate_series(1, %s)",
+    admin.execute("insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)",
                   (at("2026-03-01T00:00:00"), TOTAL))
     queue = f"test-{uuid.uuid4().hex}"
     # The default lease (120 s): the re-delivered task must not wait for it to expire.
