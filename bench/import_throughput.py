@@ -18,18 +18,18 @@ import argparse
 import json
 import os
 import random
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from events_schema.db import connect  # noqa: E402
-from scratch import scratch_database  # noqa: E402
+from bench.proc import run_measured  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 from worker.ingest.rows import derive_event_id  # noqa: E402
 
 BATCH_ID = "bench"
@@ -91,6 +91,56 @@ def checkpoint(url: str) -> None:
         conn.execute("checkpoint")
 
 
+def measure_import(url: str, users_count: int, events: int) -> dict[str, Any]:
+    """On a migrated, empty database: plain COPY, COPY with the insert triggers, and the CLI,
+    each into an empty table, with the same rows; events per second and the CLI's peak memory."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with connect(url, autocommit=True) as conn:
+        users = [str(r[0]) for r in conn.execute(
+            "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id",
+            (users_count,))]
+        # The identical empty tables: LIKE ... INCLUDING ALL copies columns, defaults, checks
+        # and indexes; the foreign key is added by hand; triggers are never copied.
+        for table in ("bench_copy", "bench_copy_triggers"):
+            conn.execute(f"create table {table} (like public.engagement_events including all)")
+            conn.execute(f"alter table {table} add foreign key (user_id) references auth.users (id) on delete cascade")
+        triggers = conn.execute(INSERT_TRIGGERS).fetchall()
+        for (definition,) in triggers:
+            conn.execute(definition.replace(" ON public.engagement_events ", " ON bench_copy_triggers "))
+
+    with tempfile.TemporaryDirectory(prefix="bench_import_") as folder:
+        start = time.perf_counter()
+        ndjson, tsv = write_inputs(Path(folder), users, events, now)
+        size_mb = ndjson.stat().st_size / 1e6
+        written_s = time.perf_counter() - start
+
+        checkpoint(url)
+        plain = copy_into(url, "bench_copy", tsv)
+        checkpoint(url)
+        with_triggers = copy_into(url, "bench_copy_triggers", tsv)
+        # The triggers wrote activity rows for the baseline's events: start clean.
+        with connect(url, autocommit=True) as conn:
+            conn.execute(f"truncate {conn.execute(TRIGGER_OUTPUTS).fetchone()[0]}")
+        checkpoint(url)
+
+        start = time.perf_counter()
+        cli = run_measured([sys.executable, "-m", "worker", "import", str(ndjson), "--batch-id", BATCH_ID, "--json"],
+                           {**os.environ, "DATABASE_URL": url})
+        imported = time.perf_counter() - start
+        peak_mb = cli.max_rss_mb
+    if cli.returncode != 0:
+        raise RuntimeError(f"the import failed ({cli.returncode}):\n{cli.stdout}{cli.stderr}")
+    summary = json.loads(cli.stdout)
+    with connect(url, autocommit=True) as conn:
+        same = conn.execute(
+            "select (select count(*) from engagement_events) = (select count(*) from bench_copy)"
+            " and not exists (select id from engagement_events except select id from bench_copy)").fetchone()[0]
+    return {"import_events": events, "import_users": users_count, "import_mb": size_mb, "import_write_s": written_s,
+            "copy_per_s": events / plain, "copy_triggers_per_s": events / with_triggers,
+            "import_per_s": events / imported, "import_peak_rss_mb": peak_mb, "import_same_rows": same,
+            "import_triggers": len(triggers), "import_summary": summary}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -99,63 +149,24 @@ def main() -> int:
     args = parser.parse_args()
 
     with scratch_database("bench_import", keep=args.keep) as url:
-        now = datetime.now(timezone.utc).replace(microsecond=0)
-        with connect(url, autocommit=True) as conn:
-            users = [str(r[0]) for r in conn.execute(
-                "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id",
-                (args.users,))]
-            # The identical empty tables: LIKE ... INCLUDING ALL copies columns, defaults, checks
-            # and indexes; the foreign key is added by hand; triggers are never copied.
-            for table in ("bench_copy", "bench_copy_triggers"):
-                conn.execute(f"create table {table} (like public.engagement_events including all)")
-                conn.execute(f"alter table {table} add foreign key (user_id) references auth.users (id) on delete cascade")
-            triggers = conn.execute(INSERT_TRIGGERS).fetchall()
-            for (definition,) in triggers:
-                conn.execute(definition.replace(" ON public.engagement_events ", " ON bench_copy_triggers "))
-
-        with tempfile.TemporaryDirectory(prefix="bench_import_") as folder:
-            start = time.perf_counter()
-            ndjson, tsv = write_inputs(Path(folder), users, args.events, now)
-            size_mb = ndjson.stat().st_size / 1e6
-            print(f"{args.events:,} events for {args.users:,} users: {size_mb:,.0f} MB of NDJSON "
-                  f"(written in {time.perf_counter() - start:.0f} s)")
-
-            checkpoint(url)
-            plain = copy_into(url, "bench_copy", tsv)
-            checkpoint(url)
-            with_triggers = copy_into(url, "bench_copy_triggers", tsv)
-            # The triggers wrote activity rows for the baseline's events: start clean.
-            with connect(url, autocommit=True) as conn:
-                conn.execute(f"truncate {conn.execute(TRIGGER_OUTPUTS).fetchone()[0]}")
-            checkpoint(url)
-
-            start = time.perf_counter()
-            cli = subprocess.run(
-                [sys.executable, "-m", "worker", "import", str(ndjson), "--batch-id", BATCH_ID, "--json"],
-                env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True,
-            )
-            imported = time.perf_counter() - start
-            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        if cli.returncode != 0:
-            print(f"the import failed ({cli.returncode}):\n{cli.stdout}{cli.stderr}", file=sys.stderr)
+        try:
+            m = measure_import(url, args.users, args.events)
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
             return 1
-        summary = json.loads(cli.stdout)
-        with connect(url, autocommit=True) as conn:
-            same = conn.execute(
-                "select (select count(*) from engagement_events) = (select count(*) from bench_copy)"
-                " and not exists (select id from engagement_events except select id from bench_copy)").fetchone()[0]
-
-        rate = args.events / imported
-        print(f"plain COPY, identical table (columns, checks, indexes, FK; no triggers): "
-              f"{plain:6.1f} s {args.events / plain:10,.0f} events/s")
-        print(f"plain COPY, identical table with its {len(triggers)} insert triggers:                 "
-              f"{with_triggers:6.1f} s {args.events / with_triggers:10,.0f} events/s")
-        print(f"python -m worker import into engagement_events:                         "
-              f"{imported:6.1f} s {rate:10,.0f} events/s  "
-              f"(inserted {summary['inserted']:,}, duplicates {summary['duplicates']:,}, rejected {summary['rejected']:,})")
-        print(f"import / plain COPY: {rate / (args.events / plain):.2f} (COPY {imported / plain:.1f}x faster); "
-              f"import / COPY with triggers: {rate / (args.events / with_triggers):.2f}")
-        print(f"CLI peak memory (max RSS): {peak_mb:,.0f} MB; same rows and ids as the COPY: {same}")
+    summary = m["import_summary"]
+    print(f"{args.events:,} events for {args.users:,} users: {m['import_mb']:,.0f} MB of NDJSON "
+          f"(written in {m['import_write_s']:.0f} s)")
+    print(f"plain COPY, identical table (columns, checks, indexes, FK; no triggers): "
+          f"{m['copy_per_s']:10,.0f} events/s")
+    print(f"plain COPY, identical table with its {m['import_triggers']} insert triggers:          "
+          f"{m['copy_triggers_per_s']:10,.0f} events/s")
+    print(f"python -m worker import into engagement_events:                  "
+          f"{m['import_per_s']:10,.0f} events/s  "
+          f"(inserted {summary['inserted']:,}, duplicates {summary['duplicates']:,}, rejected {summary['rejected']:,})")
+    print(f"import / plain COPY: {m['import_per_s'] / m['copy_per_s']:.2f}; "
+          f"import / COPY with triggers: {m['import_per_s'] / m['copy_triggers_per_s']:.2f}")
+    print(f"CLI peak memory (max RSS): {m['import_peak_rss_mb']:,.0f} MB; same rows and ids as the COPY: {m['import_same_rows']}")
     return 0
 
 

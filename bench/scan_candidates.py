@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from events_schema.db import connect  # noqa: E402
-from scan_inactive import FILL_USERS  # noqa: E402
-from scratch import scratch_database  # noqa: E402
+from bench.data import FILL_USERS  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
 CANDIDATES = """
 select u.user_id from public.engagement_users u

@@ -1,4 +1,4 @@
-"""Benchmark: the inactivity scan against the `GROUP BY user_id` baseline, on the same data.
+"""Benchmark (a part of `python -m bench`): the inactivity scan against the `GROUP BY user_id` baseline, on the same data.
 
 Run by hand (never in tests):  .venv/bin/python bench/scan_inactive.py --users 1000000 --events 30
 It creates its own database on the server of DATABASE_URL (default: loopback), fills it with
@@ -20,41 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from events_schema.db import connect  # noqa: E402
 from events_schema.settings import get_settings  # noqa: E402
-from scratch import scratch_database  # noqa: E402
-
-FILL_USERS = """
-insert into auth.users (id, created_at, raw_user_meta_data)
-select gen_random_uuid(), %(now)s::timestamptz - interval '60 days' + (random() * interval '29 days'),
-       jsonb_build_object('timezone', (array['UTC','Europe/Berlin','America/New_York','Asia/Tokyo'])[1 + (g %% 4)])
-from generate_series(1, %(n)s) g
-"""
-# Each user is active until a personal "last day", then quiet; a quarter go quiet early.
-FILL_EVENTS = """
-insert into engagement_events (user_id, "timestamp", event_type, value)
-select u.id,
-       u.last_day - (random() * interval '30 days') * (k::float / %(k)s),
-       (array['app_open','app_open','goal_complete','steps_import','coach_message'])[1 + (k %% 5)],
-       '{}'::jsonb
-from (select id, %(now)s::timestamptz - case when random() < 0.25 then random() * interval '20 days'
-                                              else random() * interval '40 hours' end as last_day
-        from auth.users order by id offset %(offset)s limit %(limit)s) u,
-     generate_series(1, %(k)s) k
-"""
-REBUILD_SUMMARY = """
-insert into engagement_last_activity (user_id, event_type, last_at)
-select user_id, event_type, max("timestamp") from engagement_events
-where not is_deleted and event_type <> all (public.engagement_reserved_event_types())
-group by user_id, event_type
-"""
-BASELINE = """
-select count(*) from (
-  select e.user_id from engagement_events e
-  where not e.is_deleted and e.event_type <> all (public.engagement_reserved_event_types())
-    and e."timestamp" <= %(as_of)s
-  group by e.user_id
-  having max(e."timestamp") <= %(cutoff)s
-) due
-"""
+from bench.data import BASELINE, FILL_EVENTS, FILL_USERS, REBUILD_SUMMARY  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
 
 def timed(fn, repeat: int = 3) -> float:

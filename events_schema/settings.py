@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # A scan's lease on a rule lasts this long past its latest batch: a dead scan blocks none
     # longer (the next waits it out, then takes over); must exceed the slowest batch.
     scan_lease_seconds: float = Field(120, gt=0)
+    # Shards each beat's scan is split into (by user id), each a task any worker runs, retried on
+    # its own (worker/scan/shards.py); 1 scans in one task.
+    scan_shards: int = Field(1, ge=1, le=65536)
 
     # Celery
     celery_queue: str = "engagement"

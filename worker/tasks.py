@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -39,9 +40,15 @@ def scan_inactive(
     rules: list[str] | None = None,
     dry_run: bool = False,
     full: bool | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any]:
     """Nudge users inactive past a rule's threshold at `as_of`; returns the scan's summary.
-    `full` defaults to true for a dry run, false otherwise."""
+    `full` defaults to true for a dry run, false otherwise. With `shards` (default SCAN_SHARDS)
+    above 1 the scan is a chord of `scan_inactive_shard` tasks, all deciding at the same as_of:
+    this returns at once, with the id of the chord's merged summary."""
+    count = shards or get_settings().scan_shards
+    if count > 1:
+        return _fan_out(parse_instant(as_of).isoformat(), rules, dry_run, full, count)
     from worker.scan.scanner import run_scan
 
     started = time.monotonic()
@@ -52,6 +59,54 @@ def scan_inactive(
     result = summary.as_dict()
     metrics.record_scan(result, time.monotonic() - started)
     return result
+
+
+def _fan_out(as_of: str, rules: list[str] | None, dry_run: bool, full: bool | None, count: int) -> dict[str, Any]:
+    """Reserve every shard's lease for its task (so no later beat starts while a shard runs or
+    waits in the queue), then send the chord."""
+    from celery import chord
+
+    from worker.scan.shards import reserve
+
+    scan_id = str(uuid.uuid4())
+    task_ids = [str(uuid.uuid4()) for _ in range(count)]
+    if not dry_run and (note := reserve(rules, [f"task {t}" for t in task_ids], scan_id)):
+        logger.warning("scan_inactive %s", note)
+        return {"scan_id": scan_id, "as_of": as_of, "shards": count, "ran": False, "note": note}
+    header = [scan_inactive_shard.s(as_of, rules, dry_run, full, index, count).set(task_id=task_id)
+              for index, task_id in enumerate(task_ids)]
+    merged = chord(header)(scan_inactive_merge.s())
+    logger.info("scan_inactive %s as_of=%s: %d shards sent, summary %s", scan_id, as_of, count, merged.id)
+    return {"scan_id": scan_id, "as_of": as_of, "shards": count, "ran": True, "note": "", "summary_id": merged.id,
+            "shard_task_ids": task_ids}
+
+
+@app.task(name="scan_inactive_shard", **RETRY_ON_DATABASE_ERRORS)
+def scan_inactive_shard(as_of: str, rules: list[str] | None, dry_run: bool, full: bool | None,
+                        index: int, count: int) -> dict[str, Any]:
+    """One shard of a sharded scan: idempotent (the lease is this task id's; one nudge per
+    episode), re-delivered when its worker dies and retried on its own when the database drops."""
+    from worker.scan.scanner import run_scan
+    from worker.scan.shards import Shard
+
+    started = time.monotonic()
+    summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full,
+                       owner=f"task {scan_inactive_shard.request.id}", shard=Shard(index, count))
+    logger.info("scan_inactive_shard %d/%d %s", index, count, summary.log_line())
+    result = summary.as_dict()
+    metrics.record_scan(result, time.monotonic() - started)
+    return result
+
+
+@app.task(name="scan_inactive_merge")
+def scan_inactive_merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chord's callback: the shards' summaries as one."""
+    from worker.scan.shards import merge
+
+    merged = merge(summaries)
+    logger.info("scan_inactive %d shards at %s: ran=%s nudged=%d", merged["shards"], merged["as_of"],
+                merged["ran"], merged["nudged"])
+    return merged
 
 
 @app.task(name="import_events", **RETRY_ON_DATABASE_ERRORS)

@@ -23,6 +23,7 @@ from events_schema.migrate import MigrationError, discover
 from events_schema.queries import QueryFolder
 from events_schema.settings import Settings
 from worker.database import act_as_service_role
+from worker.scan.shards import Shard, state_key
 
 query = QueryFolder(Path(__file__).resolve().parent / "sql")
 OVERDUE_FACTOR = 2
@@ -67,9 +68,15 @@ def database(conn: psycopg.Connection) -> Check:
 def scans(conn: psycopg.Connection, settings: Settings, now: datetime) -> list[Check]:
     """One check per configured rule: its last scan and last full scan against their intervals."""
     rules = [rule.name for rule in settings.nudge_rules]
+    # A sharded rule (SCAN_SHARDS) is as late as its latest shard, and never scanned while one is.
+    count = settings.scan_shards
+    keys = {rule: [state_key(rule, Shard(i, count)) for i in range(count)] for rule in rules}
     with conn.transaction():
         act_as_service_role(conn)
-        state = {row[0]: row[1:] for row in conn.execute(query("health_scan_state"), {"rules": rules})}
+        found = {row[0]: row[1:] for row in conn.execute(
+            query("health_scan_state"), {"rules": [k for ks in keys.values() for k in ks]})}
+    state = {rule: (min(found[k][0] for k in ks), min(found[k][1] for k in ks))
+             for rule, ks in keys.items() if all(k in found for k in ks)}
     every = timedelta(seconds=settings.scan_interval_seconds)
     reconcile = timedelta(hours=settings.reconcile_interval_hours)
     checks = []

@@ -33,6 +33,7 @@ import psycopg
 from events_schema.settings import NudgeRule, Settings, get_settings
 from events_schema.queries import QueryFolder
 from worker.database import act_as_service_role, connection
+from worker.scan.shards import Shard, state_key
 
 query = QueryFolder.beside(__file__)
 
@@ -132,6 +133,7 @@ def run_scan(
     owner: str | None = None,
     url: str | None = None,
     on_decision: Callable[[Decision], None] | None = None,
+    shard: Shard | None = None,
 ) -> ScanSummary:
     """Scan every selected rule at `as_of` (timezone-aware), each under its rule's lease.
 
@@ -140,7 +142,8 @@ def run_scan(
     (the Celery task id: a re-delivered task takes its own lease back at once); by default this
     process and scan. `lock=False` exists so tests can show the database alone keeps nudges
     exactly-once. Every transaction stands alone (no session state), so the scan runs unchanged
-    behind a transaction-mode pooler.
+    behind a transaction-mode pooler. `shard` scans only that shard's users, under leases and
+    scan state of its own (worker/scan/shards.py).
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
@@ -157,13 +160,15 @@ def run_scan(
         conn.autocommit = True
         try:
             for rule in rules:
-                if lease is not None and (note := lease.take(conn, rule.name)):
+                key = state_key(rule.name, shard)
+                if lease is not None and (note := lease.take(conn, key)):
                     summary.ran, summary.note = False, note
                     logger.warning("scan %s: %s", summary.scan_id, note)
                     break
                 try:
                     summary.rules.append(
-                        _scan_rule(conn, settings, rule, summary, lease, full=full, on_decision=on_decision)
+                        _scan_rule(conn, settings, rule, summary, lease, full=full, on_decision=on_decision,
+                                   shard=shard)
                     )
                 except LeaseLost as exc:
                     summary.ran, summary.note = False, str(exc)
@@ -171,7 +176,7 @@ def run_scan(
                     break
                 finally:
                     if lease is not None:
-                        lease.release(conn, rule.name)
+                        lease.release(conn, key)
         finally:
             conn.autocommit = False
     return summary
@@ -194,6 +199,12 @@ class Lease:
         now = datetime.now(timezone.utc)
         return {"rule": rule, "scan_id": self.scan_id, "owner": self.owner, "now": now, "expires_at": now + self.ttl}
 
+    def try_take(self, conn: psycopg.Connection, rule: str) -> bool:
+        """One attempt, no waiting: whether this owner holds the lease now."""
+        with conn.transaction():
+            act_as_service_role(conn)
+            return conn.execute(query("scan_lease_take"), self._params(rule)).fetchone() is not None
+
     def take(self, conn: psycopg.Connection, rule: str) -> str | None:
         """Take the lease, waiting while another scan holds it: up to one lease period, since a
         dead holder's lease has expired by then. Returns None, or why this scan gives up (the
@@ -203,10 +214,8 @@ class Lease:
         for attempt in range(math.ceil(self.ttl.total_seconds() / poll) + 2):
             if attempt:
                 time.sleep(poll)
-            with conn.transaction():
-                act_as_service_role(conn)
-                if conn.execute(query("scan_lease_take"), self._params(rule)).fetchone():
-                    return None
+            if self.try_take(conn, rule):
+                return None
         with conn.transaction():
             act_as_service_role(conn)
             holder = conn.execute(query("scan_lease_holder"), {"rule": rule}).fetchone()
@@ -240,6 +249,7 @@ def _scan_rule(
     *,
     full: bool,
     on_decision: Callable[[Decision], None] | None,
+    shard: Shard | None = None,
 ) -> RuleSummary:
     """One rule, in batch transactions. Candidates are recomputed per batch after the last user
     id seen (keyset), so nothing is kept between transactions."""
@@ -259,6 +269,10 @@ def _scan_rule(
         "full": full,
         "limit": settings.scan_batch_size,
         "after": None,
+        # The lease's and the scan state's row: the rule's, or its shard's.
+        "state_key": state_key(rule.name, shard),
+        "shard": shard.index if shard else 0,
+        "shards": shard.count if shard else 1,
     }
     with conn.transaction():
         _begin(conn)
@@ -272,7 +286,7 @@ def _scan_rule(
         with conn.transaction():
             _begin(conn)
             if lease is not None:
-                lease.renew(conn, rule.name)
+                lease.renew(conn, params["state_key"])
             batch = [row[0] for row in conn.execute(candidates, params)]
             if not batch:
                 break
@@ -291,7 +305,7 @@ def _scan_rule(
         with conn.transaction():
             _begin(conn)
             if lease is not None:
-                lease.renew(conn, rule.name)
+                lease.renew(conn, params["state_key"])
             conn.execute(query("scan_state_write"), {**params, "full": mode == "full"})
     return result
 

@@ -100,6 +100,23 @@ def test_overdue_exactly_after_the_allowed_intervals(db_url: str) -> None:
     assert not late.ok and "overdue: expected every 10 min" in late.detail
 
 
+def test_a_sharded_rule_is_scanned_only_when_every_shard_is_and_as_late_as_its_latest(db_url: str) -> None:
+    from worker.scan.shards import Shard
+
+    early, late = (datetime(2026, 12, 1, h, 0, tzinfo=timezone.utc) for h in (11, 12))
+    settings = Settings(_env_file=None, scan_interval_seconds=INTERVAL, scan_shards=2)
+    run_scan(early, url=db_url, shard=Shard(0, 2))
+    dispose_engines()
+    with connect(db_url, autocommit=True) as conn:
+        [one_shard] = scans(conn, settings, late)
+    run_scan(late, url=db_url, shard=Shard(1, 2))
+    dispose_engines()
+    with connect(db_url, autocommit=True) as conn:
+        [both] = scans(conn, settings, late)
+    assert not one_shard.ok and one_shard.detail == "never scanned"
+    assert both.data["last_scan"] == early.isoformat()  # the shard scanned longest ago
+
+
 @pytest.mark.parametrize("down", ["database", "broker"])
 def test_a_server_down_is_one_line_fast_and_unhealthy(db_url: str, redis_url: str, queue: str, down: str) -> None:
     env = celery_env(queue, database_url=db_url, redis_url=redis_url)

@@ -17,5 +17,9 @@ where (%(after)s::uuid is null or u.user_id > %(after)s::uuid)
          select 1 from public.engagement_last_activity a
          where a.user_id = u.user_id
            and (%(event_types)s::text[] is null or a.event_type = any (%(event_types)s::text[]))))
+  -- This scan's shard of the users (worker/scan/shards.py); all of them unsharded.
+  and (%(shards)s::int = 1
+       or (get_byte(uuid_send(u.user_id), 14) * 256 + get_byte(uuid_send(u.user_id), 15)) %% %(shards)s::int
+          = %(shard)s::int)
 order by u.user_id
 limit %(limit)s

@@ -1,3 +1,3 @@
 select threshold_hours, event_types, scanned_through, full_scan_at
 from public.nudge_scan_state
-where rule = %(rule)s
+where rule = %(state_key)s

@@ -1,7 +1,7 @@
 -- Record how far this rule has been scanned; a full scan also resets the reconcile clock.
 insert into public.nudge_scan_state as s
   (rule, threshold_hours, event_types, scanned_through, full_scan_at)
-values (%(rule)s, %(threshold_hours)s, %(event_types)s, %(as_of)s, %(as_of)s)
+values (%(state_key)s, %(threshold_hours)s, %(event_types)s, %(as_of)s, %(as_of)s)
 on conflict (rule) do update
   set threshold_hours = excluded.threshold_hours,
       event_types = excluded.event_types,

@@ -1,0 +1,133 @@
+"""`python -m bench`: every figure of issue 14 measured on one dataset per size, in one run.
+
+Run by hand, never in CI (a test runs it at a tiny size so it cannot rot). Per size it builds a
+database of --users users with --events-per-user events each (or reuses one, --reuse NAME), then
+measures on that same data: the GROUP BY baseline and the full scan deciding only; the full scan
+writing every due nudge against plain COPY of those rows; a simulated day of beats; import against
+plain COPY (bench/import_throughput.py, on a database of its own); inserts against a bare table;
+the full scan's peak memory. It prints one table (ratios are within the run) and writes --json
+and --png. `python -m bench compare A.json B.json` prints B / A for every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import data, inserts, report, scans
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", type=int, default=100_000, help="users of the dataset (default 100000)")
+    p.add_argument("--sizes", help="several sizes in one run, e.g. 10000,100000,1000000 (overrides --users)")
+    p.add_argument("--events-per-user", type=int, default=30)
+    p.add_argument("--reuse", metavar="NAME", help="database to reuse, built and kept under this name if "
+                   "missing (with several sizes: NAME_<users>)")
+    p.add_argument("--keep", action="store_true", help="keep a database built for this run")
+    p.add_argument("--beats", type=int, default=96, help="incremental scans of the simulated day (15 min apart)")
+    p.add_argument("--import-events", type=int, help="events the import measure imports (default 10 per user, "
+                   "at most 1,000,000)")
+    p.add_argument("--single-rows", type=int, default=2000, help="single-row inserts per side")
+    p.add_argument("--insert-batches", type=int, default=20, help="1,000-row batches per side and case")
+    p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("--png", type=Path, help="draw the figures here")
+    return p
+
+
+def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[str, Any]:
+    from events_schema.settings import get_settings
+
+    name = f"{args.reuse}_{users}" if args.reuse and several else args.reuse
+    result: dict[str, Any] = {}
+    with data.dataset(users, args.events_per_user, name, args.keep) as (url, reused):
+        if reused:
+            data.reset_engine(url)
+            result.update(data.shape(url))
+        else:
+            result.update(data.fill(url, users, args.events_per_user))
+        os.environ["DATABASE_URL"] = url
+        get_settings.cache_clear()
+        from worker.database import dispose_engines
+
+        dispose_engines()
+        for step, measure in (("baseline", lambda: scans.baseline(url)),
+                              ("full scans", lambda: scans.full_scans(url)),
+                              ("COPY of the nudges", lambda: scans.copy_nudges(url)),
+                              (f"{args.beats} beats", lambda: scans.day_of_beats(args.beats)),
+                              ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches))):
+            start = time.perf_counter()
+            result.update(measure())
+            print(f"  {users:,} users: {step} measured in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        dispose_engines()
+    from bench.import_throughput import measure_import
+    from bench.scratch import scratch_database
+
+    events = args.import_events or min(10 * users, 1_000_000)
+    with scratch_database("bench_import") as url:
+        result.update(measure_import(url, max(1, min(users, 10_000)), events))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.users]
+    with psycopg.connect(_admin_conninfo(), connect_timeout=5) as conn:
+        version = conn.execute("select version()").fetchone()[0]
+    result: dict[str, Any] = {
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "postgres": version,
+                    "load_before": [round(x, 2) for x in os.getloadavg()]},
+        "sizes": [],
+    }
+    for users in sizes:
+        result["sizes"].append({"users_requested": users, "events_per_user": args.events_per_user,
+                                **measure_size(args, users, len(sizes) > 1)})
+    result["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(report.table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=str))
+    if args.png:
+        report.draw(result, args.png)
+    return 0
+
+
+def _admin_conninfo() -> str:
+    from events_schema.db import conninfo
+    from events_schema.settings import get_settings
+    from sqlalchemy.engine import make_url
+
+    return conninfo(make_url(get_settings().database_url).set(database="postgres").render_as_string(hide_password=False))
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["compare"]:
+            p = argparse.ArgumentParser(prog="python -m bench compare", description="B / A for every figure of two runs")
+            p.add_argument("a", type=Path)
+            p.add_argument("b", type=Path)
+            ab = p.parse_args(argv[1:])
+            print(report.compare(ab.a, ab.b))
+            return 0
+        args = _parser().parse_args(argv)
+        if any(n <= 0 for n in ([int(s) for s in args.sizes.split(",")] if args.sizes else [args.users])):
+            raise ValueError("sizes must be positive integers")
+        return run(args)
+    except (ValueError, OSError, json.JSONDecodeError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except (psycopg.Error, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"database: {first}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,107 @@
+"""The scan's measures on one dataset: the baseline, the full scan (decide only, then writing),
+the nudges against COPY of the same rows, and a simulated day of incremental beats."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from events_schema.db import connect
+from bench.data import BASELINE, NOW
+
+ROOT = Path(__file__).resolve().parent.parent
+CUTOFF = NOW - timedelta(hours=48)  # the default rule, inactive_48h
+
+
+def timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Median wall time in seconds over `repeat` runs (the first also warms the cache)."""
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def baseline(url: str) -> dict[str, Any]:
+    with connect(url, autocommit=True) as conn:
+        seconds = timed(lambda: conn.execute(BASELINE, {"as_of": NOW, "cutoff": CUTOFF}).fetchone())
+        due = conn.execute(BASELINE, {"as_of": NOW, "cutoff": CUTOFF}).fetchone()[0]
+    return {"baseline_s": seconds, "baseline_due": due}
+
+
+def scan_subprocess(url: str, *args: str) -> dict[str, Any]:
+    """A scan in its own process (bench/scan_peak.py): its time and peak memory."""
+    done = subprocess.run([sys.executable, "-m", "bench.scan_peak", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "DATABASE_URL": url})
+    if done.returncode != 0:
+        raise RuntimeError(f"the scan failed ({done.returncode}): {done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def full_scans(url: str) -> dict[str, Any]:
+    """Decide only (median of 3, in this process), then the full scan writing every due nudge in a
+    subprocess: the largest scan, whose max RSS is the worker's peak."""
+    from worker.scan.scanner import run_scan
+
+    dry = timed(lambda: run_scan(NOW, dry_run=True, full=True))
+    written = scan_subprocess(url, "--as-of", NOW.isoformat(), "--full")
+    return {"full_dry_s": dry, "full_write_s": written["seconds"], "nudged": written["nudged"],
+            "due": written["due"], "peak_rss_mb": written["max_rss_mb"],
+            "nudges_per_s": written["nudged"] / written["seconds"] if written["seconds"] else 0.0}
+
+
+def copy_nudges(url: str) -> dict[str, Any]:
+    """COPY the rows the scan wrote into an identical table (columns, checks, indexes with the
+    unique episode index, FK; no triggers): what writing them costs at the least."""
+    with connect(url, autocommit=True) as conn:
+        conn.execute("drop table if exists bench_nudge_copy")
+        conn.execute("create table bench_nudge_copy (like public.engagement_events including all)")
+        conn.execute("alter table bench_nudge_copy add foreign key (user_id) references auth.users (id) on delete cascade")
+        buffer = io.BytesIO()
+        columns = 'id, user_id, "timestamp", event_type, value, is_deleted'
+        with conn.cursor().copy(f"copy (select {columns} from engagement_events where event_type = 'nudge_sent') to stdout") as out:
+            for block in out:
+                buffer.write(block)
+        conn.execute("checkpoint")
+    with connect(url) as conn:
+        start = time.perf_counter()
+        with conn.cursor().copy(f"copy bench_nudge_copy ({columns}) from stdin") as into:
+            into.write(buffer.getvalue())
+        conn.commit()
+        seconds = time.perf_counter() - start
+        rows = conn.execute("select count(*) from bench_nudge_copy").fetchone()[0]
+        conn.execute("drop table bench_nudge_copy")
+        conn.commit()
+    return {"copy_nudges_s": seconds, "copy_nudges_per_s": rows / seconds if seconds else 0.0}
+
+
+def day_of_beats(beats: int) -> dict[str, Any]:
+    """`beats` incremental scans, 15 minutes of as_of apart, after the full scan at NOW: the
+    quiet-hours holds of each time zone end together (08:00 local), the morning waves."""
+    from worker.scan.scanner import run_scan
+
+    runs: list[dict[str, Any]] = []
+    for i in range(1, beats + 1):
+        at = NOW + timedelta(minutes=15 * i)
+        start = time.perf_counter()
+        summary = run_scan(at)
+        runs.append({"at_min": 15 * i, "s": time.perf_counter() - start, **summary.totals()})
+    times = sorted(r["s"] for r in runs)
+    worst = max(runs, key=lambda r: r["s"])
+    return {
+        "day_median_s": statistics.median(times),
+        "day_p95_s": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+        "day_worst_s": worst["s"], "day_worst_at_min": worst["at_min"], "day_worst_nudged": worst["nudged"],
+        "day_nudged": sum(r["nudged"] for r in runs), "day_beats": [{"at_min": r["at_min"], "s": r["s"],
+                                                                       "nudged": r["nudged"]} for r in runs],
+    }
