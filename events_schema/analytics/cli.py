@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from events_schema.analytics.report import ReportError, collect, report_range
-from events_schema.seed.seed import _instant, _positive_int
+from events_schema.cli_args import instant, whole_number
 
 
 def _date(text: str) -> date:
@@ -22,12 +22,12 @@ def _date(text: str) -> date:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     span = parser.add_mutually_exclusive_group()
-    span.add_argument("--weeks", type=_positive_int, metavar="N", help="the last N ISO weeks, this one included (default 8)")
+    span.add_argument("--weeks", type=whole_number(1), metavar="N", help="the last N ISO weeks, this one included (default 8)")
     span.add_argument("--from", dest="start", type=_date, metavar="DATE",
                       help="first day of the range (its ISO week is the first)")
     parser.add_argument("--to", dest="end", type=_date, metavar="DATE",
                         help="last day of the range, included (with --from; default: up to now)")
-    parser.add_argument("--as-of", type=_instant, default=None, metavar="ISO",
+    parser.add_argument("--as-of", type=instant, default=None, metavar="ISO",
                         help="the instant the report is made at (default: now); later data is ignored")
     parser.add_argument("--csv", type=Path, metavar="DIR", help="write each result as DIR/<name>.csv")
     parser.add_argument("--png", type=Path, metavar="PATH", help="draw the charts into this PNG")

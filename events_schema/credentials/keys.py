@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import jwt
 
+from events_schema.cli_args import whole_number
 from events_schema.settings import get_settings
 
 # Environment name of each key (as Supabase's self-hosting .env names them) and its role.
@@ -32,18 +33,8 @@ def mint(secret: str, role: str, issued_at: datetime, lifetime: timedelta) -> st
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def _positive_years(text: str) -> int:
-    try:
-        years = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of years: {text!r}") from None
-    if years < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {years}")
-    return years
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--years", type=_positive_years, default=10, help="how long the keys stay valid (default 10)")
+    parser.add_argument("--years", type=whole_number(1), default=10, help="how long the keys stay valid (default 10)")
     parser.add_argument("--json", action="store_true", help="print {\"ANON_KEY\": ..., \"SERVICE_ROLE_KEY\": ...}")
 
 

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import errors
 
+from events_schema.cli_args import instant, whole_number
 from events_schema.db import connect
 from events_schema.progress import Progress
 from events_schema.queries import QueryFolder
@@ -381,33 +382,12 @@ def seed(
     )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
-    if value.tzinfo is None:
-        # As `scan --as-of`: a time without an offset is ambiguous.
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; ambiguous (e.g. {text}Z or {text}+02:00)")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=_positive_int, default=1000, help="how many users (default 1000)")
-    parser.add_argument("--days", type=_positive_int, default=30, help="days of history until now (default 30)")
+    parser.add_argument("--users", type=whole_number(1), default=1000, help="how many users (default 1000)")
+    parser.add_argument("--days", type=whole_number(1), default=30, help="days of history until now (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
     parser.add_argument(
-        "--now", type=_instant, default=None,
+        "--now", type=instant, default=None,
         help="ISO 8601 instant with offset the history ends at (default: the current hour, UTC)",
     )
     parser.add_argument(

@@ -8,6 +8,7 @@ import json
 import sys
 
 from worker.scan.scanner import Decision, run_scan
+from events_schema.cli_args import whole_number
 from worker.clock import parse_instant
 
 
@@ -23,17 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--incremental", action="store_false", dest="full",
                       help="only users who crossed a threshold since the rule's last scan (what the beat runs)")
     parser.add_argument("--json", action="store_true", help="print the JSON summary only")
-    parser.add_argument("--limit", type=_rows, default=50, help="rows of the table to print (default 50)")
-
-
-def _rows(text: str) -> int:
-    try:
-        rows = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if rows < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {rows}")
-    return rows
+    parser.add_argument("--limit", type=whole_number(0), default=50, help="rows of the table to print (default 50)")
 
 
 def run(args: argparse.Namespace) -> int:
