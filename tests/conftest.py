@@ -140,10 +140,14 @@ def empty_db_url(pg_server: URL) -> Iterator[str]:
 
 @pytest.fixture
 def settings_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Point the project's settings (and child processes) at this test's database."""
+    """Point the project's settings (and child processes) at this test's database; its pooled
+    connections are closed afterwards, before the database is dropped."""
+    from worker.database import dispose_engines
+
     monkeypatch.setenv("DATABASE_URL", db_url)
     get_settings.cache_clear()
     yield db_url
+    dispose_engines()
     get_settings.cache_clear()
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -13,7 +12,6 @@ from events_schema.postgrest import claims_for, request, rpc
 from tests.integration.ingest.import_cases import CASES, Context
 from tests.integration.ingest.import_helpers import add_users
 from tests.integration.ingest.rpc_helpers import PARAMETERS, body_of
-from worker.database import dispose_engines
 from worker.tasks import import_events
 
 
@@ -21,10 +19,8 @@ class RolledBack(Exception):
     """Raised to undo the RPC's writes, so the Python path starts from the same state."""
 
 
-@pytest.fixture(autouse=True)
-def _own_database(settings_env: str) -> Iterator[None]:
-    yield
-    dispose_engines()
+# Every test runs the engine against its own database (settings_env closes its connections).
+pytestmark = pytest.mark.usefixtures("settings_env")
 
 
 def test_both_importers_give_every_case_its_outcome(admin: psycopg.Connection, api: psycopg.Connection) -> None:

@@ -7,23 +7,19 @@ import json
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.integration.ingest.import_helpers import NOW, add_users, event, import_cli, quarantined, stored_ids, write_ndjson
-from worker.database import dispose_engines
 from worker.ingest.rows import derive_event_id
 from worker.ingest.importer import import_batch
 from worker.tasks import import_events
 
 
-@pytest.fixture(autouse=True)
-def _own_database(settings_env: str) -> Iterator[None]:
-    yield
-    dispose_engines()
+# Every test runs the engine against its own database (settings_env closes its connections).
+pytestmark = pytest.mark.usefixtures("settings_env")
 
 
 def test_mixed_file_imports_every_good_line_and_keeps_each_bad_one(

@@ -5,20 +5,16 @@ unpaired surrogate) is one quarantined row, not a failed batch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.integration.ingest.import_helpers import add_users, event, import_cli, quarantined, stored_ids, write_ndjson
-from worker.database import dispose_engines
 
 
-@pytest.fixture(autouse=True)
-def _own_database(settings_env: str) -> Iterator[None]:
-    yield
-    dispose_engines()
+# Every test runs the engine against its own database (settings_env closes its connections).
+pytestmark = pytest.mark.usefixtures("settings_env")
 
 
 def test_exit_0_when_every_row_passes_and_1_when_one_is_refused(

@@ -9,7 +9,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -20,16 +19,13 @@ from sqlalchemy.engine import make_url
 from events_schema.db import connect
 from tests.integration.ingest.import_helpers import add_users, event, import_cli, quarantined, stored_ids
 from tests.integration.ingest.rpc_helpers import body_of, call
-from worker.database import dispose_engines
 from worker.ingest.rows import derive_event_id
 from worker.ingest.sources import batch_content_id
 from worker.tasks import import_events
 
 
-@pytest.fixture(autouse=True)
-def _own_database(settings_env: str) -> Iterator[None]:
-    yield
-    dispose_engines()
+# Every test runs the engine against its own database (settings_env closes its connections).
+pytestmark = pytest.mark.usefixtures("settings_env")
 
 
 @pytest.fixture

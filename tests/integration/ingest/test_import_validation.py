@@ -9,23 +9,19 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.integration.ingest.import_helpers import NOW, add_users, event, quarantined, stored_ids
-from worker.database import dispose_engines
 from worker.ingest.sources import read_rows
 from worker.ingest.importer import import_rows
 from worker.tasks import import_events
 
 
-@pytest.fixture(autouse=True)
-def _own_database(settings_env: str) -> Iterator[None]:
-    yield
-    dispose_engines()
+# Every test runs the engine against its own database (settings_env closes its connections).
+pytestmark = pytest.mark.usefixtures("settings_env")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ request with their token) and as the engine sees them (engagement_last_activity)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import psycopg
@@ -14,15 +13,12 @@ from events_schema.postgrest import claims_for, request
 from events_schema.settings import get_settings
 from tests.integration.ingest.import_helpers import NOW, add_users, quarantined
 from worker.app import app
-from worker.database import dispose_engines
 from worker.retention.retention import apply_retention, forget_user
 from worker.tasks import import_events
 
 
-@pytest.fixture(autouse=True)
-def _own_database(settings_env: str) -> Iterator[None]:
-    yield
-    dispose_engines()
+# Every test runs the engine against its own database (settings_env closes its connections).
+pytestmark = pytest.mark.usefixtures("settings_env")
 
 
 def add_events(conn: psycopg.Connection, user: uuid.UUID, stamps: list[datetime], event_type: str = "app_open") -> None:

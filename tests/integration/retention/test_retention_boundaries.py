@@ -3,7 +3,6 @@ transaction covers RETENTION_CHUNK_SIZE rows' worth of pages, so never more than
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -11,14 +10,11 @@ import pytest
 
 from tests.integration.ingest.import_helpers import NOW, add_users
 from tests.integration.retention.test_retention import add_events, days_ago
-from worker.database import dispose_engines
 from worker.retention.retention import MAX_ROWS_PER_PAGE, apply_retention
 
 
-@pytest.fixture(autouse=True)
-def _own_database(settings_env: str) -> Iterator[None]:
-    yield
-    dispose_engines()
+# Every test runs the engine against its own database (settings_env closes its connections).
+pytestmark = pytest.mark.usefixtures("settings_env")
 
 
 def test_an_event_exactly_retention_days_old_is_kept(admin: psycopg.Connection) -> None:
