@@ -38,12 +38,8 @@ from (select id, %(now)s::timestamptz - case when random() < 0.25 then random() 
         from auth.users order by id offset %(offset)s limit %(limit)s) u,
      generate_series(1, %(k)s) k
 """
-REBUILD_SUMMARY = """
-insert into engagement_last_activity (user_id, event_type, last_at)
-select user_id, event_type, max("timestamp") from engagement_events
-where not is_deleted and event_type <> all (public.engagement_reserved_event_types())
-group by user_id, event_type
-"""
+# The trigger-kept summaries, built from the log in one pass after a load with triggers off.
+REBUILD_SUMMARIES = "select public.rebuild_engagement_summaries()"
 # What a naive engine would run: every user's latest activity, by aggregating the whole log.
 BASELINE = """
 select count(*) from (
@@ -63,7 +59,7 @@ truncate nudge_pending, nudge_scan_state, nudge_scan_leases;
 
 def fill(url: str, users: int, events_per_user: int) -> dict[str, Any]:
     """Users in four time zones and their events, as a bulk load (triggers off, the activity
-    summary built once afterwards); returns the dataset's shape."""
+    summaries built once afterwards); returns the dataset's shape."""
     start = time.perf_counter()
     with connect(url, autocommit=True) as conn:
         conn.execute(FILL_USERS, {"now": NOW, "n": users})
@@ -73,7 +69,7 @@ def fill(url: str, users: int, events_per_user: int) -> dict[str, Any]:
             conn.execute(FILL_EVENTS, {"now": NOW, "k": events_per_user, "offset": offset, "limit": step})
             print(f"\rfilling: {min(offset + step, users):,}/{users:,} users", end="", file=sys.stderr)
         conn.execute("reset session_replication_role")
-        conn.execute(REBUILD_SUMMARY)
+        conn.execute(REBUILD_SUMMARIES)
         conn.execute("vacuum analyze")
     print(f"\rfilled {users:,} users in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return shape(url)

@@ -1,4 +1,4 @@
-"""`python -m events_schema migrate|status|seed|audit|report|logins|keys`: the database contract's command line.
+"""`python -m events_schema migrate|status|seed|audit|report|logins|keys|summaries`: the database contract's command line.
 
 Failures print one line to stderr and exit non-zero; no tracebacks for expected errors.
 """
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     from events_schema.analytics import cli as report_cli
     from events_schema.audit import audit
     from events_schema.seed import seed
+    from events_schema.summaries import summaries
 
     parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)
     parser.add_argument("--database-url", help="SQLAlchemy URL; default: DATABASE_URL / settings")
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, help_text in (
         ("logins", logins, "set the worker's and PostgREST's login passwords from the settings"),
         ("keys", keys, "mint the anon and service_role API keys (JWTs) for JWT_SECRET"),
+        ("summaries", summaries, "check the engine's summaries against the event log, or rebuild them"),
     ):
         sub = commands.add_parser(name, help=help_text, description=module.__doc__)
         module.add_arguments(sub)

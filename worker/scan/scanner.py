@@ -251,8 +251,9 @@ def _scan_rule(
     on_decision: Callable[[Decision], None] | None,
     shard: Shard | None = None,
 ) -> RuleSummary:
-    """One rule, in batch transactions. Candidates are recomputed per batch after the last user
-    id seen (keyset), so nothing is kept between transactions."""
+    """One rule, in batch transactions. Candidates are recomputed per batch after the last row
+    seen (keyset: user id, and last active for a full scan of a rule counting every type), so
+    nothing is kept between transactions."""
     as_of = summary.as_of
     threshold = timedelta(hours=rule.threshold_hours)
     params: dict[str, Any] = {
@@ -269,6 +270,7 @@ def _scan_rule(
         "full": full,
         "limit": settings.scan_batch_size,
         "after": None,
+        "after_at": None,
         # The lease's and the scan state's row: the rule's, or its shard's.
         "state_key": state_key(rule.name, shard),
         "shard": shard.index if shard else 0,
@@ -280,22 +282,26 @@ def _scan_rule(
     mode = _mode(state, rule, as_of, full)
     if mode == "incremental":
         params["window_start"] = state[2] - threshold
-    candidates = query(f"scan_candidates_{mode}")
+    # A full scan of a rule counting every type reads the due range of the per-user summary;
+    # one narrowing the types walks every user against the per-type summary.
+    candidates = query("scan_candidates_full_typed" if mode == "full" and rule.event_types
+                       else f"scan_candidates_{mode}")
     result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode)
     while True:
         with conn.transaction():
             _begin(conn)
             if lease is not None:
                 lease.renew(conn, params["state_key"])
-            batch = [row[0] for row in conn.execute(candidates, params)]
-            if not batch:
+            rows = conn.execute(candidates, params).fetchall()
+            if not rows:
                 break
-            params["after"] = batch[-1]
+            params["after"], _, params["after_at"] = rows[-1]
+            batch = [user_id for user_id, candidate, _ in rows if candidate]
             result.examined += len(batch)
             decisions = [
                 Decision(rule.name, *row)
                 for row in conn.execute(query("scan_decide"), {**params, "user_ids": batch})
-            ]
+            ] if batch else []
             _apply(conn, decisions, params, result, summary.dry_run)
         if on_decision:
             for d in decisions:

@@ -4,7 +4,7 @@
 -- ended. Cost grows with those users, not with the number of events or of users; each batch
 -- reads the window again (the user-id bound is pushed into each branch), which is cheap while
 -- the window is a scan interval's worth of users.
-select c.user_id
+select c.user_id, true as candidate, null::timestamptz as key_at
 from (
   select a.user_id
   from public.engagement_last_activity a

@@ -1,7 +1,11 @@
--- The decision for one batch of candidates at as_of, from the event log itself.
+-- The decision for one batch of candidates at as_of.
 -- Last active = latest counted, non-deleted event at or before as_of, else the sign-up time.
--- Every lookup is a per-user index probe (lateral joins with LIMIT), so a batch costs the same
--- whatever the size of the tables: no scan or hash of all users or all nudges.
+-- It comes from the summaries the event triggers keep (engagement_users.last_activity_at for a
+-- rule counting every type, engagement_last_activity for one that narrows them), which hold the
+-- latest activity of all time: when that is at or before as_of it is the answer; when it is
+-- later (a scan of the past, a client clock running ahead) the log itself is read back from
+-- as_of. Every lookup is a per-user index probe (lateral joins with LIMIT), so a batch costs the
+-- same whatever the size of the tables: no scan or hash of all users or all nudges.
 select c.user_id,
        f.last_active_at,
        f.timezone,
@@ -17,15 +21,23 @@ select c.user_id,
        end as hold_until
 from unnest(%(user_ids)s::uuid[]) as c (user_id)
 cross join lateral (
-  select p.signed_up_at, p.timezone, p.nudges_opt_out
+  select p.signed_up_at, p.timezone, p.nudges_opt_out, p.last_activity_at
     from public.engagement_users p
    where p.user_id = c.user_id
    limit 1
 ) u
+cross join lateral (
+  select case
+           when %(event_types)s::text[] is null then u.last_activity_at
+           else (select max(a.last_at) from public.engagement_last_activity a
+                  where a.user_id = c.user_id and a.event_type = any (%(event_types)s::text[]))
+         end as kept_at
+) k
 left join lateral (
   select e."timestamp"
     from public.engagement_events e
-   where e.user_id = c.user_id
+   where k.kept_at > %(as_of)s
+     and e.user_id = c.user_id
      and e."timestamp" <= %(as_of)s
      and not e.is_deleted
      and e.event_type <> all (public.engagement_reserved_event_types())
@@ -34,7 +46,8 @@ left join lateral (
    limit 1
 ) latest on true
 cross join lateral (
-  select coalesce(latest."timestamp", u.signed_up_at) as last_active_at,
+  select case when k.kept_at > %(as_of)s then coalesce(latest."timestamp", u.signed_up_at)
+              else coalesce(k.kept_at, u.signed_up_at) end as last_active_at,
          coalesce(u.timezone, 'UTC') as timezone,
          %(as_of)s::timestamptz at time zone coalesce(u.timezone, 'UTC') as local_at
 ) f

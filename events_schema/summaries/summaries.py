@@ -1,0 +1,50 @@
+"""`python -m events_schema summaries [--rebuild]`: are the engine's summaries still the event log's?
+
+The scan decides from two summaries that statement-level triggers on engagement_events keep:
+engagement_last_activity (latest activity per user and type) and engagement_users.last_activity_at
+(per user). The log is the truth. If a summary drifted (a trigger disabled during a bulk load,
+`session_replication_role = replica`, a restore of one table, a race the triggers do not close),
+this lists how many rows disagree and exits 1; `--rebuild` rewrites them from the log in one
+transaction (it blocks writers of engagement_last_activity meanwhile; readers go on) and prints
+how many rows changed. Both read the whole log: run them off-peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from events_schema.db import connect
+from events_schema.queries import QueryFolder
+
+query = QueryFolder.beside(__file__)
+
+
+def drift(url: str | None = None) -> dict[str, int]:
+    """{summary: rows that disagree with the log}; empty when none do."""
+    with connect(url) as conn:
+        return dict(conn.execute(query("summaries_drift")).fetchall())
+
+
+def rebuild(url: str | None = None) -> int:
+    """Rewrite both summaries from the log; the number of rows changed."""
+    with connect(url) as conn:
+        changed = conn.execute(query("summaries_rebuild")).fetchone()[0]
+        conn.commit()
+    return changed
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rebuild", action="store_true", help="rewrite the summaries from the event log")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rebuild:
+        print(f"rebuilt the summaries from the event log: {rebuild(args.database_url)} rows changed")
+        return 0
+    found = drift(args.database_url)
+    if not found:
+        print("summaries agree with the event log")
+        return 0
+    rows = ", ".join(f"{name}: {count}" for name, count in found.items())
+    print(f"summaries drift from the event log ({rows} rows); run `summaries --rebuild`")
+    return 1

@@ -1,0 +1,38 @@
+-- A full scan of a rule that narrows the counted types (a rule counting every type reads
+-- scan_candidates_full.sql instead): the next %(limit)s users after user id %(after)s (keyset on
+-- the users' primary key), each with whether they may be due at as_of: no counted activity in (cutoff, as_of] according to the
+-- per-type summary, and either some activity or a sign-up at or before the cutoff. Only those
+-- rows come back, plus the last user walked (candidate = false unless it is one), where the next
+-- batch starts. One range read of engagement_users and one of engagement_last_activity per batch,
+-- merged in user-id order: no probe per user, and nothing outlives the transaction, which a
+-- transaction-mode pooler needs.
+with walked as materialized (
+  select u.user_id, u.signed_up_at
+  from public.engagement_users u
+  where u.user_id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
+    -- This scan's shard of the users (worker/scan/shards.py); all of them unsharded.
+    and (%(shards)s::int = 1
+         or (get_byte(uuid_send(u.user_id), 14) * 256 + get_byte(uuid_send(u.user_id), 15)) %% %(shards)s::int
+            = %(shard)s::int)
+  order by u.user_id
+  limit %(limit)s
+),
+activity as (
+  select a.user_id, bool_or(a.last_at > %(cutoff)s and a.last_at <= %(as_of)s) as recent
+  from public.engagement_last_activity a
+  where a.user_id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
+    and a.user_id <= (select w.user_id from walked w order by w.user_id desc limit 1)
+    and (%(event_types)s::text[] is null or a.event_type = any (%(event_types)s::text[]))
+  group by a.user_id
+),
+judged as (
+  select w.user_id,
+         not coalesce(a.recent, false) and (w.signed_up_at <= %(cutoff)s or a.user_id is not null) as candidate,
+         row_number() over (order by w.user_id desc) = 1 as last_walked
+  from walked w
+  left join activity a on a.user_id = w.user_id
+)
+select user_id, candidate, null::timestamptz as key_at
+from judged
+where candidate or last_walked
+order by user_id
