@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                    "missing (with several sizes: NAME_<users>)")
     p.add_argument("--keep", action="store_true", help="keep a database built for this run")
     p.add_argument("--beats", type=int, default=96, help="incremental scans of the simulated day (15 min apart)")
+    p.add_argument("--max-nudges-per-scan", type=int, default=2000, metavar="N",
+                   help="run the day again under NUDGE_MAX_PER_SCAN=N (default 2000; 0: skip)")
     p.add_argument("--import-events", type=int, help="events the import measure imports (default 10 per user, "
                    "at most 1,000,000)")
     p.add_argument("--single-rows", type=int, default=2000, help="single-row inserts per side")
@@ -64,6 +66,8 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
                               ("full scans", lambda: scans.full_scans(url)),
                               ("COPY of the nudges", lambda: scans.copy_nudges(url)),
                               (f"{args.beats} beats", lambda: scans.day_of_beats(args.beats)),
+                              (f"{args.beats} beats capped", lambda: scans.capped_day(url, args.beats, args.max_nudges_per_scan)
+                               if args.max_nudges_per_scan else {}),
                               ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches))):
             start = time.perf_counter()
             result.update(measure())

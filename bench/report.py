@@ -22,6 +22,11 @@ ROWS: list[tuple[str, str, str]] = [
     ("day of beats: worst", "day_worst_s", "s"),
     ("  baseline / worst", "baseline_s/day_worst_s", "x"),
     ("  worst beat at +min, nudges it wrote", "day_worst_at_min,day_worst_nudged", ""),
+    ("same day, NUDGE_MAX_PER_SCAN", "cap", ""),
+    ("  median / p95 / worst beat", "capped_median_s,capped_p95_s,capped_worst_s", "s"),
+    ("  baseline / worst", "baseline_s/capped_worst_s", "x"),
+    ("  nudges in the day, uncapped / capped", "day_nudged,capped_nudged", ""),
+    ("  longest a deferred nudge waited (min)", "capped_longest_deferral_min", ""),
     ("import (python -m worker import), events/s", "import_per_s", "/s"),
     ("  plain COPY into an identical table, events/s", "copy_per_s", "/s"),
     ("  import / COPY", "import_per_s/copy_per_s", "x"),
@@ -91,7 +96,8 @@ def draw(run: dict[str, Any], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for key, label in (("baseline_s", "GROUP BY baseline"), ("full_dry_s", "full scan, decide only"),
                        ("full_write_s", "full scan, writing"), ("day_median_s", "beat, median"),
-                       ("day_worst_s", "beat, worst of the day")):
+                       ("day_worst_s", "beat, worst of the day"),
+                       ("capped_worst_s", "beat, worst, NUDGE_MAX_PER_SCAN")):
         left.plot(users, [s.get(key) for s in sizes], marker="o", label=label)
     left.set(xscale="log", yscale="log", xlabel="users", ylabel="seconds", title="scan times")
     left.legend(fontsize=8)

@@ -85,23 +85,51 @@ def copy_nudges(url: str) -> dict[str, Any]:
     return {"copy_nudges_s": seconds, "copy_nudges_per_s": rows / seconds if seconds else 0.0}
 
 
-def day_of_beats(beats: int) -> dict[str, Any]:
+def day_of_beats(beats: int, cap: int = 0, prefix: str = "day") -> dict[str, Any]:
     """`beats` incremental scans, 15 minutes of as_of apart, after the full scan at NOW: the
-    quiet-hours holds of each time zone end together (08:00 local), the morning waves."""
+    quiet-hours holds of each time zone end together (08:00 local), the morning waves. With
+    `cap`, under NUDGE_MAX_PER_SCAN=cap, also how long the deferred nudges waited."""
+    from events_schema.settings import get_settings
     from worker.scan.scanner import run_scan
 
+    os.environ["NUDGE_MAX_PER_SCAN"] = str(cap)
+    get_settings.cache_clear()
     runs: list[dict[str, Any]] = []
-    for i in range(1, beats + 1):
-        at = NOW + timedelta(minutes=15 * i)
-        start = time.perf_counter()
-        summary = run_scan(at)
-        runs.append({"at_min": 15 * i, "s": time.perf_counter() - start, **summary.totals()})
+    try:
+        for i in range(1, beats + 1):
+            at = NOW + timedelta(minutes=15 * i)
+            start = time.perf_counter()
+            summary = run_scan(at)
+            runs.append({"at_min": 15 * i, "s": time.perf_counter() - start, **summary.totals()})
+    finally:
+        os.environ.pop("NUDGE_MAX_PER_SCAN")
+        get_settings.cache_clear()
     times = sorted(r["s"] for r in runs)
     worst = max(runs, key=lambda r: r["s"])
-    return {
-        "day_median_s": statistics.median(times),
-        "day_p95_s": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
-        "day_worst_s": worst["s"], "day_worst_at_min": worst["at_min"], "day_worst_nudged": worst["nudged"],
-        "day_nudged": sum(r["nudged"] for r in runs), "day_beats": [{"at_min": r["at_min"], "s": r["s"],
-                                                                       "nudged": r["nudged"]} for r in runs],
+    result = {
+        f"{prefix}_median_s": statistics.median(times),
+        f"{prefix}_p95_s": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+        f"{prefix}_worst_s": worst["s"], f"{prefix}_worst_at_min": worst["at_min"],
+        f"{prefix}_worst_nudged": worst["nudged"], f"{prefix}_nudged": sum(r["nudged"] for r in runs),
+        f"{prefix}_beats": [{"at_min": r["at_min"], "s": r["s"], "nudged": r["nudged"],
+                             "deferred": r["skipped"]["rate_limited"]} for r in runs],
     }
+    if cap:
+        # The longest run of consecutive beats that left nudges deferred: no deferred nudge
+        # waited longer than that many beats.
+        longest = current = 0
+        for r in runs:
+            current = current + 1 if r["skipped"]["rate_limited"] else 0
+            longest = max(longest, current)
+        result[f"{prefix}_longest_deferral_min"] = 15 * longest
+    return result
+
+
+def capped_day(url: str, beats: int, cap: int) -> dict[str, Any]:
+    """The same day again from the same start (the engine reset, the uncapped full scan at NOW
+    in a subprocess), under the rate limit."""
+    from bench.data import reset_engine
+
+    reset_engine(url)
+    scan_subprocess(url, "--as-of", NOW.isoformat(), "--full")
+    return {"cap": cap, **day_of_beats(beats, cap, prefix="capped")}

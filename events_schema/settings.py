@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     quiet_hours_start: time = time(22, 0)
     quiet_hours_end: time = time(8, 0)
     scan_batch_size: int = Field(5000, gt=0)
+    # At most this many nudges per scan (all its rules; each of N shards writes its share);
+    # the rest are held for the next scan as `rate_limited`. 0: no limit (every due nudge
+    # goes out in the first scan that may send it).
+    nudge_max_per_scan: int = Field(0, ge=0)
     # A scan's lease on a rule lasts this long past its latest batch: a dead scan blocks none
     # longer (the next waits it out, then takes over); must exceed the slowest batch.
     scan_lease_seconds: float = Field(120, gt=0)

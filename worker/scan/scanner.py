@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from datetime import time as clock_time
 from typing import Any
@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 
 # How often a scan looks again at a lease another scan holds.
 LEASE_POLL_SECONDS = 0.5
-SKIP_REASONS = ("already_nudged", "cooldown", "quiet_hours", "opted_out")
-HELD_REASONS = ("cooldown", "quiet_hours")
+SKIP_REASONS = ("already_nudged", "cooldown", "quiet_hours", "opted_out", "rate_limited")
+HELD_REASONS = ("cooldown", "quiet_hours", "rate_limited")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Decision:
     timezone: str
     local_time: clock_time
     decision: str
-    hold_until: datetime | None  # held: when the hold (quiet hours, cool-down) ends
+    hold_until: datetime | None  # held: when the hold (quiet hours, cool-down, rate limit) ends
 
 
 @dataclass
@@ -151,6 +151,7 @@ def run_scan(
     settings = get_settings()
     rules = select_rules(settings, rule_names)
     summary = ScanSummary(scan_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run)
+    budget = NudgeBudget.for_scan(settings, shard)
     lease = None
     if lock and not dry_run:
         lease = Lease(summary.scan_id, owner or f"{socket.gethostname()}:{os.getpid()}:{summary.scan_id}",
@@ -167,8 +168,8 @@ def run_scan(
                     break
                 try:
                     summary.rules.append(
-                        _scan_rule(conn, settings, rule, summary, lease, full=full, on_decision=on_decision,
-                                   shard=shard)
+                        _scan_rule(conn, settings, rule, summary, lease, budget, full=full,
+                                   on_decision=on_decision, shard=shard)
                     )
                 except LeaseLost as exc:
                     summary.ran, summary.note = False, str(exc)
@@ -180,6 +181,42 @@ def run_scan(
         finally:
             conn.autocommit = False
     return summary
+
+
+@dataclass
+class NudgeBudget:
+    """What is left of a scan's nudges (NUDGE_MAX_PER_SCAN), shared by its rules in order;
+    None: no limit. A morning's quiet-hours releases spread over the next beats instead of one
+    burst at the push provider; each deferred user is held for the very next scan."""
+
+    remaining: int | None
+
+    @classmethod
+    def for_scan(cls, settings: Settings, shard: Shard | None) -> NudgeBudget:
+        cap = settings.nudge_max_per_scan
+        if not cap:
+            return cls(None)
+        return cls(math.ceil(cap / shard.count) if shard else cap)
+
+    def split(self, decisions: list[Decision], as_of: datetime) -> list[Decision]:
+        """The batch's decisions with the nudges past the budget turned into `rate_limited`
+        holds that end at `as_of`; takes what it lets through from the budget."""
+        if self.remaining is None:
+            return decisions
+        out = []
+        for d in decisions:
+            if d.decision == "nudge":
+                if self.remaining == 0:
+                    d = replace(d, decision="rate_limited", hold_until=as_of)
+                else:
+                    self.remaining -= 1
+            out.append(d)
+        return out
+
+    def give_back(self, unused: int) -> None:
+        """Nudges another writer had already sent (already_nudged) cost nothing."""
+        if self.remaining is not None:
+            self.remaining += unused
 
 
 class LeaseLost(RuntimeError):
@@ -246,6 +283,7 @@ def _scan_rule(
     rule: NudgeRule,
     summary: ScanSummary,
     lease: Lease | None,
+    budget: NudgeBudget,
     *,
     full: bool,
     on_decision: Callable[[Decision], None] | None,
@@ -298,11 +336,11 @@ def _scan_rule(
             params["after"], _, params["after_at"] = rows[-1]
             batch = [user_id for user_id, candidate, _ in rows if candidate]
             result.examined += len(batch)
-            decisions = [
+            decisions = budget.split([
                 Decision(rule.name, *row)
                 for row in conn.execute(query("scan_decide"), {**params, "user_ids": batch})
-            ] if batch else []
-            _apply(conn, decisions, params, result, summary.dry_run)
+            ], as_of) if batch else []
+            _apply(conn, decisions, params, result, budget, summary.dry_run)
         if on_decision:
             for d in decisions:
                 if d.decision != "not_due":
@@ -342,6 +380,7 @@ def _apply(
     decisions: list[Decision],
     params: dict[str, Any],
     result: RuleSummary,
+    budget: NudgeBudget,
     dry_run: bool,
 ) -> None:
     """Count one batch's decisions and, unless dry, write nudges and the pending set."""
@@ -367,6 +406,7 @@ def _apply(
         result.nudged += len(written)
         # Another writer got there first: the episode was already nudged.
         result.skipped["already_nudged"] += len(to_nudge) - len(written)
+        budget.give_back(len(to_nudge) - len(written))
     if held:
         conn.execute(
             query("scan_hold"),

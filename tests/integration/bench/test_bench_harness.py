@@ -22,7 +22,7 @@ from tests.integration.worker_process import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 TINY = ["--users", "200", "--events-per-user", "5", "--beats", "8", "--import-events", "300",
-        "--single-rows", "20", "--insert-batches", "1"]
+        "--single-rows", "20", "--insert-batches", "1", "--max-nudges-per-scan", "3"]
 
 
 def bench(args: list[str], db_url: str) -> subprocess.CompletedProcess[str]:
@@ -45,6 +45,9 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
     assert (a["users"], a["events"]) == (200, 1000)
     assert a["nudged"] > 0 and a["copy_nudges_per_s"] > 0 and a["peak_rss_mb"] > 0
     assert len(a["day_beats"]) == 8 and a["day_nudged"] > 0  # the morning waves of the zones released someone
+    # The same day under NUDGE_MAX_PER_SCAN=3: no beat sends more, and what it holds back is counted.
+    assert a["cap"] == 3 and len(a["capped_beats"]) == 8
+    assert max(x["nudged"] for x in a["capped_beats"]) <= 3 and a["capped_nudged"] > 0
     assert a["import_same_rows"] is True and a["import_summary"]["inserted"] == 300
     for case in ("single", "batch", "new_users"):
         assert min(a[f"insert_{case}{side}_per_s"] for side in ("", "_twin", "_bare")) > 0

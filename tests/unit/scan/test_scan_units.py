@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 
 import pytest
 from freezegun import freeze_time
 
 from events_schema.settings import NudgeRule, Settings
-from worker.scan.scanner import SKIP_REASONS, RuleSummary, ScanSummary, select_rules
+from worker.scan.scanner import SKIP_REASONS, Decision, NudgeBudget, RuleSummary, ScanSummary, select_rules
+from worker.scan.shards import Shard
 from worker.clock import parse_instant
 
 
@@ -46,3 +48,27 @@ def test_summary_totals_and_json_shape() -> None:
     assert (data["examined"], data["due"], data["nudged"]) == (6, 4, 2)
     assert set(data["skipped"]) == set(SKIP_REASONS) and data["skipped"]["quiet_hours"] == 2
     assert "examined=6 due=4 nudged=2" in summary.log_line()
+
+
+def _decisions(*kinds: str) -> list[Decision]:
+    noon = datetime(2026, 3, 4, 12, tzinfo=timezone.utc)
+    return [Decision("r", uuid.uuid4(), noon, "UTC", noon.time(), kind, None) for kind in kinds]
+
+
+def test_the_nudge_budget_defers_what_is_past_it_to_the_next_scan() -> None:
+    as_of = datetime(2026, 3, 4, 12, tzinfo=timezone.utc)
+    budget = NudgeBudget(2)
+    first = budget.split(_decisions("nudge", "quiet_hours", "nudge", "nudge"), as_of)
+    assert [d.decision for d in first] == ["nudge", "quiet_hours", "nudge", "rate_limited"]
+    assert first[3].hold_until == as_of and budget.remaining == 0
+    budget.give_back(1)  # one of the two was already sent by another writer
+    assert [d.decision for d in budget.split(_decisions("nudge", "nudge"), as_of)] == ["nudge", "rate_limited"]
+
+
+def test_no_budget_limits_nothing_and_shards_share_the_cap() -> None:
+    as_of = datetime(2026, 3, 4, 12, tzinfo=timezone.utc)
+    unlimited = NudgeBudget.for_scan(Settings(_env_file=None), None)
+    assert [d.decision for d in unlimited.split(_decisions(*["nudge"] * 50), as_of)] == ["nudge"] * 50
+    capped = Settings(_env_file=None, nudge_max_per_scan=10)
+    assert NudgeBudget.for_scan(capped, None).remaining == 10
+    assert NudgeBudget.for_scan(capped, Shard(0, 3)).remaining == 4  # ceil(10 / 3)
