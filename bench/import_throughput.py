@@ -48,7 +48,8 @@ select pg_get_triggerdef(oid) from pg_trigger
 where tgrelid = 'public.engagement_events'::regclass and not tgisinternal and tgtype & 4 <> 0
 order by tgname
 """
-# What those triggers write besides the events, emptied before the CLI's turn.
+# What those triggers write besides the events, emptied before the CLI's turn (with the
+# per-user summary, engagement_users.last_activity_at).
 TRIGGER_OUTPUTS = """
 select string_agg(format('%I.%I', schemaname, tablename), ', ') from pg_tables
 where schemaname = 'public' and tablename in ('engagement_last_activity')
@@ -121,6 +122,7 @@ def measure_import(url: str, users_count: int, events: int) -> dict[str, Any]:
         # The triggers wrote activity rows for the baseline's events: start clean.
         with connect(url, autocommit=True) as conn:
             conn.execute(f"truncate {conn.execute(TRIGGER_OUTPUTS).fetchone()[0]}")
+            conn.execute("update public.engagement_users set last_activity_at = null")
         checkpoint(url)
 
         start = time.perf_counter()

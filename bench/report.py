@@ -16,6 +16,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("  nudges per second", "nudges_per_s", "/s"),
     ("  plain COPY of the same rows, rows per second", "copy_nudges_per_s", "/s"),
     ("  nudges/s / COPY rows/s", "nudges_per_s/copy_nudges_per_s", "x"),
+    ("  COPY of them into engagement_events itself (triggers off), rows/s", "copy_nudges_in_table_per_s", "/s"),
+    ("  nudges/s / COPY into the table itself", "nudges_per_s/copy_nudges_in_table_per_s", "x"),
     ("day of beats: median incremental scan", "day_median_s", "s"),
     ("  baseline / median", "baseline_s/day_median_s", "x"),
     ("day of beats: p95", "day_p95_s", "s"),
@@ -36,8 +38,9 @@ ROWS: list[tuple[str, str, str]] = [
     ("  schema / bare", "insert_batch_per_s/insert_batch_bare_per_s", "x"),
     ("insert, every row a new user: schema / bare", "insert_new_users_per_s,insert_new_users_bare_per_s", "/s"),
     ("  schema / bare", "insert_new_users_per_s/insert_new_users_bare_per_s", "x"),
-    ("  engine's cost: schema / twin (PRD indexes, no triggers), 1,000-row batches", "insert_batch_per_s/insert_batch_twin_per_s", "x"),
-    ("  engine's cost: schema / twin, every row a new user", "insert_new_users_per_s/insert_new_users_twin_per_s", "x"),
+    ("  schema / an empty twin (PRD indexes, no triggers), 1,000-row batches", "insert_batch_per_s/insert_batch_twin_per_s", "x"),
+    ("engine's cost: engagement_events with / without its triggers, 1,000-row batches", "insert_batch_same_table_per_s/insert_batch_no_triggers_per_s", "x"),
+    ("  the same, every row a new user", "insert_new_users_same_table_per_s/insert_new_users_no_triggers_per_s", "x"),
     ("worker peak memory, full scan (max RSS MB)", "peak_rss_mb", "MB"),
 ]
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from events_schema.db import connect  # noqa: E402
 from events_schema.settings import get_settings  # noqa: E402
-from bench.data import BASELINE, FILL_EVENTS, FILL_USERS, REBUILD_SUMMARY  # noqa: E402
+from bench.data import BASELINE, FILL_EVENTS, FILL_USERS, REBUILD_SUMMARIES  # noqa: E402
 from bench.scratch import scratch_database  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def main() -> int:
                 conn.execute(FILL_EVENTS, {"now": now, "k": args.events, "offset": offset, "limit": step})
                 print(f"\rfilling: {min(offset + step, args.users):,}/{args.users:,} users", end="", file=sys.stderr)
             conn.execute("reset session_replication_role")
-            conn.execute(REBUILD_SUMMARY)
+            conn.execute(REBUILD_SUMMARIES)
             conn.execute("vacuum analyze")
             events = conn.execute("select count(*) from engagement_events").fetchone()[0]
             print(f"\n{args.users:,} users, {events:,} events, filled in {time.perf_counter() - start:.0f} s")
@@ -87,16 +87,17 @@ def main() -> int:
         with connect(url, autocommit=True) as conn:
             conn.execute("set role service_role")
             conn.execute("set jit = off")  # as the scan runs it
-            from worker.scan.scanner import query
+            from psycopg import sql
 
-            ids = [r[0] for r in conn.execute("select user_id from engagement_users order by user_id limit 5000")]
+            from worker.scan.scanner import _batch_query
+
             plan = conn.execute(
-                "explain (analyze, buffers, timing off) " + query("scan_decide"),
+                sql.SQL("explain (analyze, buffers, timing off) ") + _batch_query("scan_candidates_full"),
                 {"rule": "inactive_48h", "as_of": now, "cutoff": cutoff, "event_types": None,
-                 "cooldown": timedelta(hours=24), "quiet_enabled": True,
-                 "quiet_start": "22:00", "quiet_end": "08:00", "user_ids": ids},
+                 "cooldown": timedelta(hours=24), "quiet_enabled": True, "quiet_start": "22:00",
+                 "quiet_end": "08:00", "after": None, "after_at": None, "limit": 5000, "shard": 0, "shards": 1},
             ).fetchall()
-            print("\nEXPLAIN ANALYZE scan_decide.sql, one batch of 5,000 candidates:")
+            print("\nEXPLAIN ANALYZE of a full scan's first batch (scan_decide.sql around scan_candidates_full.sql):")
             print("\n".join(r[0] for r in plan))
         dispose_engines()
     return 0

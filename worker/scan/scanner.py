@@ -15,6 +15,7 @@ backwards) examines everyone who may be due and reconciles what incremental scan
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from datetime import time as clock_time
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from events_schema.settings import NudgeRule, Settings, get_settings
 from events_schema.queries import QueryFolder
@@ -322,24 +324,21 @@ def _scan_rule(
         params["window_start"] = state[2] - threshold
     # A full scan of a rule counting every type reads the due range of the per-user summary;
     # one narrowing the types walks every user against the per-type summary.
-    candidates = query("scan_candidates_full_typed" if mode == "full" and rule.event_types
-                       else f"scan_candidates_{mode}")
+    batch_query = _batch_query("scan_candidates_full_typed" if mode == "full" and rule.event_types
+                               else f"scan_candidates_{mode}")
     result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode)
     while True:
         with conn.transaction():
             _begin(conn)
             if lease is not None:
                 lease.renew(conn, params["state_key"])
-            rows = conn.execute(candidates, params).fetchall()
+            rows = conn.execute(batch_query, params).fetchall()
             if not rows:
                 break
-            params["after"], _, params["after_at"] = rows[-1]
-            batch = [user_id for user_id, candidate, _ in rows if candidate]
-            result.examined += len(batch)
-            decisions = budget.split([
-                Decision(rule.name, *row)
-                for row in conn.execute(query("scan_decide"), {**params, "user_ids": batch})
-            ], as_of) if batch else []
+            params["after"], _, params["after_at"] = rows[-1][:3]
+            decisions = budget.split(
+                [Decision(rule.name, row[0], *row[3:]) for row in rows if row[1]], as_of)
+            result.examined += len(decisions)
             _apply(conn, decisions, params, result, budget, summary.dry_run)
         if on_decision:
             for d in decisions:
@@ -352,6 +351,12 @@ def _scan_rule(
                 lease.renew(conn, params["state_key"])
             conn.execute(query("scan_state_write"), {**params, "full": mode == "full"})
     return result
+
+
+@functools.cache
+def _batch_query(candidates: str) -> sql.Composed:
+    """scan_decide.sql around one of the candidate queries: a batch is one statement."""
+    return sql.SQL(query("scan_decide")).format(candidates=sql.SQL(query(candidates).rstrip() + "\n"))
 
 
 def _begin(conn: psycopg.Connection) -> None:

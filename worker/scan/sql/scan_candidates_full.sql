@@ -2,11 +2,13 @@
 -- user id) order after (%(after_at)s, %(after)s), who are due at as_of by the per-user summary
 -- (last active = coalesce(last_activity_at, signed_up_at) <= cutoff), then those whose latest
 -- activity is after as_of (a scan of the past, a client clock running ahead), whom the decide
--- query judges from the log itself. Two range reads of engagement_users_last_active_idx: the
+-- query judges from the log itself. Each row carries the user's columns the decide query needs. Two range reads of engagement_users_last_active_idx: the
 -- cost grows with the users due, not with all users or events.
-select c.user_id, true as candidate, c.last_active as key_at
+select c.user_id, true as candidate, c.last_active as key_at,
+       c.signed_up_at, c.timezone, c.nudges_opt_out, c.last_activity_at
 from (
-  (select u.user_id, coalesce(u.last_activity_at, u.signed_up_at) as last_active
+  (select u.user_id, coalesce(u.last_activity_at, u.signed_up_at) as last_active,
+          u.signed_up_at, u.timezone, u.nudges_opt_out, u.last_activity_at
    from public.engagement_users u
    where coalesce(u.last_activity_at, u.signed_up_at) <= %(cutoff)s
      and (coalesce(u.last_activity_at, u.signed_up_at), u.user_id)
@@ -19,7 +21,8 @@ from (
    order by coalesce(u.last_activity_at, u.signed_up_at), u.user_id
    limit %(limit)s)
   union all
-  (select u.user_id, coalesce(u.last_activity_at, u.signed_up_at) as last_active
+  (select u.user_id, coalesce(u.last_activity_at, u.signed_up_at) as last_active,
+          u.signed_up_at, u.timezone, u.nudges_opt_out, u.last_activity_at
    from public.engagement_users u
    where coalesce(u.last_activity_at, u.signed_up_at) > %(as_of)s
      and (coalesce(u.last_activity_at, u.signed_up_at), u.user_id)

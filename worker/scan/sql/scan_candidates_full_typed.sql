@@ -7,7 +7,7 @@
 -- merged in user-id order: no probe per user, and nothing outlives the transaction, which a
 -- transaction-mode pooler needs.
 with walked as materialized (
-  select u.user_id, u.signed_up_at
+  select u.user_id, u.signed_up_at, u.timezone, u.nudges_opt_out, u.last_activity_at
   from public.engagement_users u
   where u.user_id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
     -- This scan's shard of the users (worker/scan/shards.py); all of them unsharded.
@@ -26,13 +26,13 @@ activity as (
   group by a.user_id
 ),
 judged as (
-  select w.user_id,
+  select w.user_id, w.signed_up_at, w.timezone, w.nudges_opt_out, w.last_activity_at,
          not coalesce(a.recent, false) and (w.signed_up_at <= %(cutoff)s or a.user_id is not null) as candidate,
          row_number() over (order by w.user_id desc) = 1 as last_walked
   from walked w
   left join activity a on a.user_id = w.user_id
 )
-select user_id, candidate, null::timestamptz as key_at
+select user_id, candidate, null::timestamptz as key_at, signed_up_at, timezone, nudges_opt_out, last_activity_at
 from judged
 where candidate or last_walked
 order by user_id

@@ -4,7 +4,8 @@
 -- ended. Cost grows with those users, not with the number of events or of users; each batch
 -- reads the window again (the user-id bound is pushed into each branch), which is cheap while
 -- the window is a scan interval's worth of users.
-select c.user_id, true as candidate, null::timestamptz as key_at
+select c.user_id, true as candidate, null::timestamptz as key_at,
+       u.signed_up_at, u.timezone, u.nudges_opt_out, u.last_activity_at
 from (
   select a.user_id
   from public.engagement_last_activity a
@@ -19,6 +20,7 @@ from (
   from public.nudge_pending p
   where p.rule = %(rule)s and p.hold_until <= %(as_of)s
 ) c
+join public.engagement_users u on u.user_id = c.user_id
 where (%(after)s::uuid is null or c.user_id > %(after)s::uuid)
   -- This scan's shard of the users (worker/scan/shards.py); all of them unsharded.
   and (%(shards)s::int = 1

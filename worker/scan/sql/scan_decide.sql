@@ -1,12 +1,20 @@
--- The decision for one batch of candidates at as_of.
+-- One batch of a scan in one statement: the candidates (one of the
+-- scan_candidates_*.sql queries, each row with the user's columns and the keyset position) and
+-- the decision for each at as_of.
 -- Last active = latest counted, non-deleted event at or before as_of, else the sign-up time.
 -- It comes from the summaries the event triggers keep (engagement_users.last_activity_at for a
 -- rule counting every type, engagement_last_activity for one that narrows them), which hold the
 -- latest activity of all time: when that is at or before as_of it is the answer; when it is
 -- later (a scan of the past, a client clock running ahead) the log itself is read back from
--- as_of. Every lookup is a per-user index probe (lateral joins with LIMIT), so a batch costs the
--- same whatever the size of the tables: no scan or hash of all users or all nudges.
+-- as_of. Every other lookup is a per-user index probe (lateral joins with LIMIT), so a batch
+-- costs the same whatever the size of the tables: no scan or hash of all users or all nudges.
+-- Rows with candidate = false only mark where the next batch starts (their decision is unused).
+with c as (
+{candidates}
+)
 select c.user_id,
+       c.candidate,
+       c.key_at,
        f.last_active_at,
        f.timezone,
        f.local_at::time as local_time,
@@ -19,16 +27,10 @@ select c.user_id,
            (f.local_at::date + (f.local_at::time >= %(quiet_end)s::time)::int + %(quiet_end)s::time)
              at time zone f.timezone
        end as hold_until
-from unnest(%(user_ids)s::uuid[]) as c (user_id)
-cross join lateral (
-  select p.signed_up_at, p.timezone, p.nudges_opt_out, p.last_activity_at
-    from public.engagement_users p
-   where p.user_id = c.user_id
-   limit 1
-) u
+from c
 cross join lateral (
   select case
-           when %(event_types)s::text[] is null then u.last_activity_at
+           when %(event_types)s::text[] is null then c.last_activity_at
            else (select max(a.last_at) from public.engagement_last_activity a
                   where a.user_id = c.user_id and a.event_type = any (%(event_types)s::text[]))
          end as kept_at
@@ -46,10 +48,10 @@ left join lateral (
    limit 1
 ) latest on true
 cross join lateral (
-  select case when k.kept_at > %(as_of)s then coalesce(latest."timestamp", u.signed_up_at)
-              else coalesce(k.kept_at, u.signed_up_at) end as last_active_at,
-         coalesce(u.timezone, 'UTC') as timezone,
-         %(as_of)s::timestamptz at time zone coalesce(u.timezone, 'UTC') as local_at
+  select case when k.kept_at > %(as_of)s then coalesce(latest."timestamp", c.signed_up_at)
+              else coalesce(k.kept_at, c.signed_up_at) end as last_active_at,
+         coalesce(c.timezone, 'UTC') as timezone,
+         %(as_of)s::timestamptz at time zone coalesce(c.timezone, 'UTC') as local_at
 ) f
 left join lateral (
   select n."timestamp"
@@ -69,7 +71,7 @@ left join lateral (
 cross join lateral (
   select case
            when f.last_active_at > %(cutoff)s then 'not_due'
-           when u.nudges_opt_out then 'opted_out'
+           when c.nudges_opt_out then 'opted_out'
            when episode.found then 'already_nudged'
            when last_nudge."timestamp" > %(as_of)s::timestamptz - %(cooldown)s::interval then 'cooldown'
            when %(quiet_enabled)s and case
@@ -81,4 +83,4 @@ cross join lateral (
            else 'nudge'
          end as decision
 ) d
-order by c.user_id
+order by c.key_at, c.user_id
