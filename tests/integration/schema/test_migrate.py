@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -42,7 +43,7 @@ def test_engagement_events_columns(admin: psycopg.Connection) -> None:
         "where table_schema = 'public' and table_name = 'engagement_events' order by ordinal_position"
     ).fetchall()
     assert columns == [
-        ("id", "uuid", "NO", "gen_random_uuid()"),
+        ("id", "uuid", "NO", "uuid_time_ordered()"),
         ("user_id", "uuid", "NO", None),
         ("timestamp", "timestamp with time zone", "NO", "now()"),
         ("event_type", "text", "NO", None),
@@ -56,6 +57,21 @@ def test_engagement_events_columns(admin: psycopg.Connection) -> None:
         "where conrelid = 'public.engagement_events'::regclass and contype = 'f'"
     ).fetchall()
     assert fk == [("auth.users", "c")], "deleting a user erases their events"
+
+
+def test_event_ids_grow_with_time_and_are_version_7_uuids(admin: psycopg.Connection) -> None:
+    """The id default puts Unix milliseconds first (RFC 9562 version 7), so new rows go to the
+    right-hand edge of the primary key's index; the rest stays random."""
+    user = admin.execute("insert into auth.users (id) values (gen_random_uuid()) returning id").fetchone()[0]
+    before = admin.execute("select floor(extract(epoch from clock_timestamp()) * 1000)::bigint").fetchone()[0]
+    ids = [admin.execute("insert into engagement_events (user_id, event_type) values (%s, 'app_open') returning id",
+                         (user,)).fetchone()[0] for _ in range(50)]
+    after = admin.execute("select floor(extract(epoch from clock_timestamp()) * 1000)::bigint").fetchone()[0]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert all(before <= int.from_bytes(i.bytes[:6], "big") <= after for i in ids)
+    millis = [int.from_bytes(i.bytes[:6], "big") for i in ids]
+    assert millis == sorted(millis) and len(set(ids)) == 50
+    assert len({i.bytes[6:] for i in ids}) == 50  # the random part differs within a millisecond too
 
 
 def test_engagement_events_indexes(admin: psycopg.Connection) -> None:
