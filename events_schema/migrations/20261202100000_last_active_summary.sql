@@ -44,17 +44,18 @@ begin
     group by user_id
   ),
   raised as (
-    select u.user_id, l.last_at
+    select u.ctid as row_id, l.last_at
     from public.engagement_users u
     join latest l on l.user_id = u.user_id
     where u.last_activity_at is null or u.last_activity_at < l.last_at
     order by u.user_id
     for update of u
   )
+  -- The locked row by its ctid (a TID scan): no second probe of the primary key.
   update public.engagement_users u
   set last_activity_at = r.last_at
   from raised r
-  where u.user_id = r.user_id;
+  where u.ctid = r.row_id;
   return null;
 end
 $$;
@@ -104,7 +105,7 @@ begin
     from touched t
   ),
   moved as (
-    select u.user_id, f.last_at
+    select u.ctid as row_id, f.last_at
     from public.engagement_users u
     join fresh f on f.user_id = u.user_id
     where u.last_activity_at is distinct from f.last_at
@@ -114,7 +115,7 @@ begin
   update public.engagement_users u
   set last_activity_at = m.last_at
   from moved m
-  where u.user_id = m.user_id;
+  where u.ctid = m.row_id;
 end
 $$;
 
