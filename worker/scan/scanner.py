@@ -332,6 +332,7 @@ def _scan_rule(
             _begin(conn)
             if lease is not None:
                 lease.renew(conn, params["state_key"])
+            params["budget_open"] = budget.remaining != 0
             rows = conn.execute(batch_query, params).fetchall()
             if not rows:
                 break

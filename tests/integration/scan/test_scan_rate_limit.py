@@ -62,3 +62,27 @@ def test_the_cap_is_shared_by_the_rules_of_a_scan(admin: psycopg.Connection, mon
     lapsed(admin, 2)  # due for both rules: four nudges wanted, three allowed
     summary = run_scan(at("2026-03-04T12:00:00"))
     assert [(r.rule, r.nudged, r.skipped["rate_limited"]) for r in summary.rules] == [("a", 2, 0), ("b", 1, 1)]
+
+
+def test_once_the_budget_is_spent_the_deferred_wait_without_being_decided_again(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan whose budget is spent skips the users it holds for the rate limit (their hold row
+    is left as it is), so a backlog costs a beat only what it can send."""
+    cap(monkeypatch, 1)
+    monkeypatch.setenv("SCAN_BATCH_SIZE", "1")
+    get_settings.cache_clear()
+    lapsed(admin, 3)
+    scans = [run_scan(at(t)).totals() for t in ("2026-03-04T12:00:00", "2026-03-04T12:15:00", "2026-03-04T12:30:00")]
+    assert [(s["examined"], s["nudged"], s["skipped"]["rate_limited"]) for s in scans] == [(3, 1, 2), (1, 1, 0), (1, 1, 0)]
+    assert admin.execute("select count(distinct user_id) from engagement_events where event_type = 'nudge_sent'").fetchone()[0] == 3
+
+
+def test_a_deferred_user_keeps_its_hold_row(admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    cap(monkeypatch, 1)
+    lapsed(admin, 3)
+    run_scan(at("2026-03-04T12:00:00"))
+    first = admin.execute("select user_id, since, hold_until, xmin::text from nudge_pending order by user_id").fetchall()
+    run_scan(at("2026-03-04T12:15:00"))  # one nudged, the other deferred again
+    second = admin.execute("select user_id, since, hold_until, xmin::text from nudge_pending order by user_id").fetchall()
+    assert len(first) == 2 and len(second) == 1 and second[0] in first

@@ -75,7 +75,7 @@ def sharded_scan(env: dict[str, str], as_of: str, shards: int, **kwargs: object)
 def test_each_shards_candidates_are_the_users_python_puts_in_it(admin: psycopg.Connection) -> None:
     admin.execute("insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, 700)", (at("2026-03-01T00:00:00"),))
     users = {r[0] for r in admin.execute("select user_id from engagement_users")}
-    params = {"after": None, "after_at": None, "cutoff": at("2026-03-03T12:00:00"), "as_of": at(T1), "event_types": None, "limit": 10_000}
+    params = {"after": None, "after_at": None, "budget_open": True, "cutoff": at("2026-03-03T12:00:00"), "as_of": at(T1), "event_types": None, "limit": 10_000}
     for candidates in ("scan_candidates_full", "scan_candidates_full_typed", "scan_candidates_incremental"):
         found: list[uuid.UUID] = []
         for index in range(7):

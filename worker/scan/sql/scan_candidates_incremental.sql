@@ -1,7 +1,7 @@
 -- The next batch, after user id %(after)s, of who may have become due since the previous scan
 -- of this rule: activity (of the rule's types) or sign-up that crossed the threshold in
--- (window_start, cutoff], plus the held-back users whose hold (quiet hours, cool-down) has
--- ended. Cost grows with those users, not with the number of events or of users; each batch
+-- (window_start, cutoff], plus the held-back users whose hold (quiet hours, cool-down, rate
+-- limit) has ended. Cost grows with those users, not with the number of events or of users; each batch
 -- reads the window again (the user-id bound is pushed into each branch), which is cheap while
 -- the window is a scan interval's worth of users.
 select c.user_id, true as candidate, null::timestamptz as key_at,
@@ -19,6 +19,9 @@ from (
   select p.user_id
   from public.nudge_pending p
   where p.rule = %(rule)s and p.hold_until <= %(as_of)s
+    -- Once this scan's nudge budget is spent (NUDGE_MAX_PER_SCAN), users it already holds back
+    -- for the rate limit stay held for the next scan without being decided again.
+    and (%(budget_open)s or p.reason <> 'rate_limited')
 ) c
 join public.engagement_users u on u.user_id = c.user_id
 where (%(after)s::uuid is null or c.user_id > %(after)s::uuid)

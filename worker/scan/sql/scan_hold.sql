@@ -13,3 +13,6 @@ on conflict (rule, user_id) do update
       since = case when p.last_active_at = excluded.last_active_at then p.since else excluded.since end
   where (p.last_active_at, p.reason, p.hold_until)
     is distinct from (excluded.last_active_at, excluded.reason, excluded.hold_until)
+    -- A user deferred again by the rate limit keeps the row it has: no write per scan.
+    and not (p.reason = 'rate_limited' and excluded.reason = 'rate_limited'
+             and p.last_active_at = excluded.last_active_at)
