@@ -40,16 +40,17 @@ def children(pid: int) -> list[int]:
 def test_a_task_whose_worker_dies_is_run_again_and_writes_once(
     admin: psycopg.Connection, db_url: str, redis_url: str
 ) -> None:
-    users = add_users(admin, 2)
+    users = add_users(admin, 3)
     batch = [event(users[n % 2], value={"n": n}) for n in range(10)]
     queue = f"test-{uuid.uuid4().hex}"
     env = celery_env(queue, database_url=db_url, redis_url=redis_url, import_chunk_size="5")
     logs: list[str] = []
 
     with psycopg.connect(admin.info.dsn) as blocker:  # a transaction of its own, left open
-        # Its own event type: the (user, type) row of engagement_last_activity it locks is not the batch's.
+        # A user of its own: the summary rows it locks (engagement_users, engagement_last_activity)
+        # are not the batch's, so only the second chunk (with the same id) waits for it.
         blocker.execute("insert into engagement_events (id, user_id, event_type) values (%s, %s, 'held_row')",
-                        (batch[7]["id"], users[1]))
+                        (batch[7]["id"], users[2]))
         with running_worker(env, queue, pool="prefork", name="first-", log_to=logs) as first:
             sent = celery_cli(["call", "import_events", "--kwargs", json.dumps({"batch": batch, "batch_id": "b"})], env)
             assert sent.returncode == 0, sent.stderr

@@ -25,6 +25,7 @@ from (
           u.signed_up_at, u.timezone, u.nudges_opt_out, u.last_activity_at
    from public.engagement_users u
    where coalesce(u.last_activity_at, u.signed_up_at) > %(as_of)s
+     and u.last_activity_at > %(as_of)s  -- a sign-up after as_of alone: not due
      and (coalesce(u.last_activity_at, u.signed_up_at), u.user_id)
          > (coalesce(%(after_at)s::timestamptz, '-infinity'),
             coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid))
