@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                    "missing (with several sizes: NAME_<users>)")
     p.add_argument("--keep", action="store_true", help="keep a database built for this run")
     p.add_argument("--beats", type=int, default=96, help="incremental scans of the simulated day (15 min apart)")
-    p.add_argument("--max-nudges-per-scan", type=int, default=2000, metavar="N",
-                   help="run the day again under NUDGE_MAX_PER_SCAN=N (default 2000; 0: skip)")
+    p.add_argument("--max-nudges-per-scan", type=int, metavar="N",
+                   help="run the day again under NUDGE_MAX_PER_SCAN=N (0: skip; default: twice the "
+                        "uncapped day's mean nudges per beat, so the cap spreads waves without falling behind)")
     p.add_argument("--import-events", type=int, help="events the import measure imports (default 10 per user, "
                    "at most 1,000,000)")
     p.add_argument("--single-rows", type=int, default=2000, help="single-row inserts per side")
@@ -66,8 +67,9 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
                               ("full scans", lambda: scans.full_scans(url)),
                               ("COPY of the nudges", lambda: scans.copy_nudges(url)),
                               (f"{args.beats} beats", lambda: scans.day_of_beats(args.beats)),
-                              (f"{args.beats} beats capped", lambda: scans.capped_day(url, args.beats, args.max_nudges_per_scan)
-                               if args.max_nudges_per_scan else {}),
+                              (f"{args.beats} beats capped", lambda: scans.capped_day(
+                                  url, args.beats, _cap(args.max_nudges_per_scan, result, args.beats))
+                               if args.max_nudges_per_scan != 0 else {}),
                               ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches))):
             start = time.perf_counter()
             result.update(measure())
@@ -80,6 +82,11 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
     with scratch_database("bench_import") as url:
         result.update(measure_import(url, max(1, min(users, 10_000)), events))
     return result
+
+
+def _cap(given: int | None, measured: dict[str, Any], beats: int) -> int:
+    """The cap for the capped day: as given, or twice the uncapped day's mean nudges per beat."""
+    return given if given is not None else max(1, -(-2 * measured["day_nudged"] // beats))
 
 
 def run(args: argparse.Namespace) -> int:
