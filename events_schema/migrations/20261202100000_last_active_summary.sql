@@ -181,10 +181,13 @@ begin
   select (select count(*) from gone) + (select count(*) from upserted) into n;
   changed := changed + n;
 
+  -- Set-based (one aggregate, one join): right after a bulk load the statistics may still say
+  -- the per-type table is empty, and a correlated subquery per user would then scan it per user.
   with folded as (
-    select u.user_id, (select max(a.last_at) from public.engagement_last_activity a
-                        where a.user_id = u.user_id) as last_at
+    select u.user_id, a.last_at
     from public.engagement_users u
+    left join (select user_id, max(last_at) as last_at from public.engagement_last_activity
+               group by user_id) a on a.user_id = u.user_id
   ),
   moved as (
     update public.engagement_users u
