@@ -28,7 +28,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("  median / p95 / worst beat", "capped_median_s,capped_p95_s,capped_worst_s", "s"),
     ("  baseline / worst", "baseline_s/capped_worst_s", "x"),
     ("  nudges in the day, uncapped / capped", "day_nudged,capped_nudged", ""),
-    ("  longest a deferred nudge waited (min)", "capped_longest_deferral_min", ""),
+    ("  longest run of beats leaving nudges deferred (min)", "capped_longest_deferral_min", ""),
     ("import (python -m worker import), events/s", "import_per_s", "/s"),
     ("  plain COPY into an identical table, events/s", "copy_per_s", "/s"),
     ("  import / COPY", "import_per_s/copy_per_s", "x"),
