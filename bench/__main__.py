@@ -26,20 +26,29 @@ from bench import data, inserts, report, scans
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--users", type=int, default=100_000, help="users of the dataset (default 100000)")
     p.add_argument("--sizes", help="several sizes in one run, e.g. 10000,100000,1000000 (overrides --users)")
     p.add_argument("--events-per-user", type=int, default=30)
-    p.add_argument("--reuse", metavar="NAME", help="database to reuse, built and kept under this name if "
-                   "missing (with several sizes: NAME_<users>)")
+    p.add_argument(
+        "--reuse",
+        metavar="NAME",
+        help="database to reuse, built and kept under this name if missing (with several sizes: NAME_<users>)",
+    )
     p.add_argument("--keep", action="store_true", help="keep a database built for this run")
     p.add_argument("--beats", type=int, default=96, help="incremental scans of the simulated day (15 min apart)")
-    p.add_argument("--max-nudges-per-scan", type=int, metavar="N",
-                   help="run the day again under NUDGE_MAX_PER_SCAN=N (0: skip; default: twice the "
-                        "uncapped day's mean nudges per beat, so the cap spreads waves without falling behind)")
-    p.add_argument("--import-events", type=int, help="events the import measure imports (default 10 per user, "
-                   "at most 1,000,000)")
+    p.add_argument(
+        "--max-nudges-per-scan",
+        type=int,
+        metavar="N",
+        help="run the day again under NUDGE_MAX_PER_SCAN=N (0: skip; default: twice the "
+        "uncapped day's mean nudges per beat, so the cap spreads waves without falling behind)",
+    )
+    p.add_argument(
+        "--import-events", type=int, help="events the import measure imports (default 10 per user, at most 1,000,000)"
+    )
     p.add_argument("--single-rows", type=int, default=2000, help="single-row inserts per side")
     p.add_argument("--insert-batches", type=int, default=20, help="1,000-row batches per side and case")
     p.add_argument("--json", type=Path, help="write the figures here")
@@ -63,14 +72,21 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
         from worker.database import dispose_engines
 
         dispose_engines()
-        for step, measure in (("baseline", lambda: scans.baseline(url)),
-                              ("full scans", lambda: scans.full_scans(url)),
-                              ("COPY of the nudges", lambda: scans.copy_nudges(url)),
-                              (f"{args.beats} beats", lambda: scans.day_of_beats(args.beats)),
-                              (f"{args.beats} beats capped", lambda: scans.capped_day(
-                                  url, args.beats, _cap(args.max_nudges_per_scan, result, args.beats))
-                               if args.max_nudges_per_scan != 0 else {}),
-                              ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches))):
+        for step, measure in (
+            ("baseline", lambda: scans.baseline(url)),
+            ("full scans", lambda: scans.full_scans(url)),
+            ("COPY of the nudges", lambda: scans.copy_nudges(url)),
+            (f"{args.beats} beats", lambda: scans.day_of_beats(args.beats)),
+            (
+                f"{args.beats} beats capped",
+                lambda: (
+                    scans.capped_day(url, args.beats, _cap(args.max_nudges_per_scan, result, args.beats))
+                    if args.max_nudges_per_scan != 0
+                    else {}
+                ),
+            ),
+            ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches)),
+        ):
             start = time.perf_counter()
             result.update(measure())
             print(f"  {users:,} users: {step} measured in {time.perf_counter() - start:.0f} s", file=sys.stderr)
@@ -95,13 +111,22 @@ def run(args: argparse.Namespace) -> int:
         version = conn.execute("select version()").fetchone()[0]
     result: dict[str, Any] = {
         "command": "python -m bench " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "postgres": version,
-                    "load_before": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "postgres": version,
+            "load_before": [round(x, 2) for x in os.getloadavg()],
+        },
         "sizes": [],
     }
     for users in sizes:
-        result["sizes"].append({"users_requested": users, "events_per_user": args.events_per_user,
-                                **measure_size(args, users, len(sizes) > 1)})
+        result["sizes"].append(
+            {
+                "users_requested": users,
+                "events_per_user": args.events_per_user,
+                **measure_size(args, users, len(sizes) > 1),
+            }
+        )
     result["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(report.table(result))
     if args.json:
@@ -112,17 +137,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _admin_conninfo() -> str:
-    from events_schema.db import conninfo
-    from events_schema.settings import get_settings
     from sqlalchemy.engine import make_url
 
-    return conninfo(make_url(get_settings().database_url).set(database="postgres").render_as_string(hide_password=False))
+    from events_schema.db import conninfo
+    from events_schema.settings import get_settings
+
+    return conninfo(
+        make_url(get_settings().database_url).set(database="postgres").render_as_string(hide_password=False)
+    )
 
 
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["compare"]:
-            p = argparse.ArgumentParser(prog="python -m bench compare", description="B / A for every figure of two runs")
+            p = argparse.ArgumentParser(
+                prog="python -m bench compare", description="B / A for every figure of two runs"
+            )
             p.add_argument("a", type=Path)
             p.add_argument("b", type=Path)
             ab = p.parse_args(argv[1:])

@@ -15,17 +15,23 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from events_schema.analytics.report import QUERIES, analyst_transaction, parameters, query  # noqa: E402
-from events_schema.analytics.report import report_range  # noqa: E402
-from events_schema.db import connect  # noqa: E402
-from events_schema.seed.seed import seed  # noqa: E402
-from events_schema.settings import get_settings  # noqa: E402
-from scratch import scratch_database  # noqa: E402
+from scratch import scratch_database
+
+from events_schema.analytics.report import (
+    QUERIES,
+    analyst_transaction,
+    parameters,
+    query,
+    report_range,
+)
+from events_schema.db import connect
+from events_schema.seed.seed import seed
+from events_schema.settings import get_settings
 
 BASELINE = "select count(*) from public.engagement_events"
 
@@ -70,7 +76,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     with scratch_database("bench_analytics", keep=args.keep) as url:
         started = time.perf_counter()
         report = seed(url, args.users, args.days, now=now)
@@ -82,8 +88,11 @@ def main() -> int:
         with connect(url, autocommit=True) as conn:
             conn.execute("vacuum analyze public.engagement_events")
         settings = get_settings()
-        params = parameters(report_range(now, weeks=args.weeks), settings.nudge_rules,
-                            timedelta(seconds=2 * settings.scan_interval_seconds))
+        params = parameters(
+            report_range(now, weeks=args.weeks),
+            settings.nudge_rules,
+            timedelta(seconds=2 * settings.scan_interval_seconds),
+        )
         baseline = best_of(url, BASELINE, {}, args.repeat)
         print(f"\nbaseline (count(*) of engagement_events): {baseline * 1000:.0f} ms")
         times, with_jit = {}, {}
@@ -93,13 +102,14 @@ def main() -> int:
             with connect(url) as conn, conn.transaction():
                 analyst_transaction(conn)
                 plan = conn.execute("explain (analyze, buffers) " + query(file), params).fetchall()
-            print(f"\n=== {name} ({file}.sql): {times[name] * 1000:.0f} ms, "
-                  f"{times[name] / baseline:.2f}x baseline")
+            print(f"\n=== {name} ({file}.sql): {times[name] * 1000:.0f} ms, {times[name] / baseline:.2f}x baseline")
             print("\n".join(row[0] for row in plan))
         print(f"\nsummary (best of {args.repeat}, warm; JIT off as the report runs, and with JIT on once):")
         for name, seconds in times.items():
-            print(f"  {name:14} {seconds * 1000:8.0f} ms  {seconds / baseline:6.2f}x baseline"
-                  f"   JIT on: {with_jit[name] * 1000:8.0f} ms ({with_jit[name] / seconds:.2f}x)")
+            print(
+                f"  {name:14} {seconds * 1000:8.0f} ms  {seconds / baseline:6.2f}x baseline"
+                f"   JIT on: {with_jit[name] * 1000:8.0f} ms ({with_jit[name] / seconds:.2f}x)"
+            )
     return 0
 
 

@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import sql
@@ -17,7 +17,7 @@ from events_schema.migrate import migrate
 from events_schema.settings import get_settings
 
 # The instant every measurement decides at (a Thursday, winter time in Berlin and New York).
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TIME_ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo")
 
 FILL_USERS = """
@@ -78,7 +78,8 @@ def fill(url: str, users: int, events_per_user: int) -> dict[str, Any]:
 def shape(url: str) -> dict[str, Any]:
     with connect(url, autocommit=True) as conn:
         users, events = conn.execute(
-            "select (select count(*) from engagement_users), (select count(*) from engagement_events)").fetchone()
+            "select (select count(*) from engagement_users), (select count(*) from engagement_events)"
+        ).fetchone()
     return {"users": users, "events": events}
 
 

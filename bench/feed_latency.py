@@ -46,10 +46,11 @@ from psycopg.types.json import Jsonb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from events_schema.db import connect  # noqa: E402
-from events_schema.postgrest import claims_for, request  # noqa: E402
-from scratch import scratch_database  # noqa: E402
-from worker.feed import Feed  # noqa: E402
+from scratch import scratch_database
+
+from events_schema.db import connect
+from events_schema.postgrest import claims_for, request
+from worker.feed import Feed
 
 # The schema as it would be without the feed (20261126100400 undone): no column, index, triggers.
 WITHOUT_FEED = """
@@ -75,8 +76,9 @@ def _writer_connection(url: str) -> Any:
     return conn
 
 
-def paced_writer(url: str, users: list[str], rate: float, offset: float, seconds: float,
-                 barrier: Any, out: Any) -> None:
+def paced_writer(
+    url: str, users: list[str], rate: float, offset: float, seconds: float, barrier: Any, out: Any
+) -> None:
     """Inserts at `rate` per second once every process is ready; reports (id, sent, acked)."""
     rng = random.Random()
     records = []
@@ -129,7 +131,7 @@ def _consumer_backend_cpu(url: str) -> float | None:
 def _cpu_seconds(pid: int) -> float | None:
     """CPU time of a local process (a server backend), or None where /proc cannot tell."""
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -172,12 +174,12 @@ def unpaced_writer(databases: dict[str, tuple[str, list[str]]], commands: Any, b
             while time.monotonic() < end:
                 count += _write(conn, workload, users, rng, count)
             after = _cpu_seconds(backend)
-            out.put((count, None if server is None or after is None else after - server,
-                     time.process_time() - client))
+            out.put((count, None if server is None or after is None else after - server, time.process_time() - client))
 
 
-def interleaved_writer(databases: dict[str, tuple[str, list[str]]], workload: str, seconds: float,
-                       barrier: Any, out: Any) -> None:
+def interleaved_writer(
+    databases: dict[str, tuple[str, list[str]]], workload: str, seconds: float, barrier: Any, out: Any
+) -> None:
     """Alternates one write to the database with the feed and one to the database without, in a
     random order per pair, timing each: both halves of a pair meet the same moment's load, so
     drifts of the machine's speed cancel. Reports ({name: [seconds per write]}, events per write)."""
@@ -202,12 +204,16 @@ def interleaved_writer(databases: dict[str, tuple[str, list[str]]], workload: st
 
 def measure_write_cost(ctx: Any, databases: dict[str, tuple[str, list[str]]], seconds: float, writers: int) -> None:
     """The feed's cost on the write path: paired writes with and without it, per workload."""
-    for workload, mode in (("single-event statements", "single"), ("single-event API requests (RLS)", "api"),
-                           ("1000-event statements", "bulk")):
+    for workload, mode in (
+        ("single-event statements", "single"),
+        ("single-event API requests (RLS)", "api"),
+        ("1000-event statements", "bulk"),
+    ):
         count = 1 if mode == "bulk" else writers
         out, barrier = ctx.Queue(), ctx.Barrier(count)
-        procs = [ctx.Process(target=interleaved_writer, args=(databases, mode, seconds, barrier, out))
-                 for _ in range(count)]
+        procs = [
+            ctx.Process(target=interleaved_writer, args=(databases, mode, seconds, barrier, out)) for _ in range(count)
+        ]
         for proc in procs:
             proc.start()
         reports = [out.get() for _ in procs]
@@ -219,21 +225,30 @@ def measure_write_cost(ctx: Any, databases: dict[str, tuple[str, list[str]]], se
         # Blocks of consecutive pairs (per writer) show how steady the ratio is.
         size = 200 if per_write == 1 else 20
         blocks = sorted(
-            sum(times["with"][i:i + size]) / sum(times["without"][i:i + size])
-            for times, _ in reports for i in range(0, len(times["with"]) - size + 1, size))
-        spread = f"blocks of {size} pairs: {blocks[0]:.3f}-{blocks[-1]:.3f}, median {statistics.median(blocks):.3f}" \
-            if blocks else "too few pairs for blocks"
+            sum(times["with"][i : i + size]) / sum(times["without"][i : i + size])
+            for times, _ in reports
+            for i in range(0, len(times["with"]) - size + 1, size)
+        )
+        spread = (
+            f"blocks of {size} pairs: {blocks[0]:.3f}-{blocks[-1]:.3f}, median {statistics.median(blocks):.3f}"
+            if blocks
+            else "too few pairs for blocks"
+        )
         mean_with = statistics.fmean(with_feed) / per_write * 1e6
         mean_without = statistics.fmean(without) / per_write * 1e6
-        print(f"  {workload} ({count} writer{'s' if count > 1 else ''}, {len(with_feed)} pairs): "
-              f"{mean_without:.1f} us per event and writer without the feed, {mean_with:.1f} with; "
-              f"time ratio {mean_with / mean_without:.3f} (throughput x{mean_without / mean_with:.3f}); {spread}")
+        print(
+            f"  {workload} ({count} writer{'s' if count > 1 else ''}, {len(with_feed)} pairs): "
+            f"{mean_without:.1f} us per event and writer without the feed, {mean_with:.1f} with; "
+            f"time ratio {mean_with / mean_without:.3f} (throughput x{mean_without / mean_with:.3f}); {spread}"
+        )
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
+
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1] * 1000}
 
 
@@ -244,8 +259,10 @@ def measure_latency(ctx: Any, url: str, users: list[str], rate: float, seconds: 
     ready.wait(60)
     window, backend_before = time.monotonic(), _consumer_backend_cpu(url)
     barrier = ctx.Barrier(writers)
-    procs = [ctx.Process(target=paced_writer, args=(url, users, rate / writers, i / rate, seconds, barrier, out))
-             for i in range(writers)]
+    procs = [
+        ctx.Process(target=paced_writer, args=(url, users, rate / writers, i / rate, seconds, barrier, out))
+        for i in range(writers)
+    ]
     for proc in procs:
         proc.start()
     written: dict[str, tuple[float, float]] = {}
@@ -264,22 +281,31 @@ def measure_latency(ctx: Any, url: str, users: list[str], rate: float, seconds: 
     commit = [arrivals[i] - acked for i, (_, acked) in written.items() if i in arrivals]
     send = [arrivals[i] - sent for i, (sent, _) in written.items() if i in arrivals]
     c, s = _percentiles(commit), _percentiles(send)
-    print(f"  {rate:>6.0f} ev/s target, {len(written) / seconds:>6.0f} achieved, {len(written)} events, "
-          f"lost {lost}, repeated {repeated}")
+    print(
+        f"  {rate:>6.0f} ev/s target, {len(written) / seconds:>6.0f} achieved, {len(written)} events, "
+        f"lost {lost}, repeated {repeated}"
+    )
     print("          commit->consumer ms: " + "  ".join(f"{k} {v:7.2f}" for k, v in c.items()))
     print("          send->consumer   ms: " + "  ".join(f"{k} {v:7.2f}" for k, v in s.items()))
-    server = "" if backend_before is None or backend_after is None else \
-        f", its server backend {100 * (backend_after - backend_before) / window:.1f}%"
+    server = (
+        ""
+        if backend_before is None or backend_after is None
+        else f", its server backend {100 * (backend_after - backend_before) / window:.1f}%"
+    )
     print(f"          consumer CPU, share of one core: client {100 * client_cpu / window:.1f}%{server}")
 
 
-def measure_throughput(ctx: Any, databases: dict[str, tuple[str, list[str]]], seconds: float, writers: int,
-                       rounds: int) -> None:
+def measure_throughput(
+    ctx: Any, databases: dict[str, tuple[str, list[str]]], seconds: float, writers: int, rounds: int
+) -> None:
     """Alternating rounds per workload; long-lived writer processes, a consumer only when asked."""
     configs = {"no feed": "without", "feed": "with", "feed + consumer": "consumed"}
     order = list(configs)
-    workloads = (("single-event statements", "single"), ("single-event API requests (RLS)", "api"),
-                 ("1000-event statements", "bulk"))
+    workloads = (
+        ("single-event statements", "single"),
+        ("single-event API requests (RLS)", "api"),
+        ("1000-event statements", "bulk"),
+    )
     rates: dict[tuple[str, str], list[float]] = {}
     server_cpu: dict[tuple[str, str], list[float]] = {}
     out, barrier = ctx.Queue(), ctx.Barrier(writers)
@@ -289,7 +315,7 @@ def measure_throughput(ctx: Any, databases: dict[str, tuple[str, list[str]]], se
         proc.start()
     for round_no in range(rounds):
         for workload, mode in workloads:
-            for config in order[round_no % 3:] + order[:round_no % 3]:  # rotate the order
+            for config in order[round_no % 3 :] + order[: round_no % 3]:  # rotate the order
                 name = configs[config]
                 url = databases[name][0]
                 with connect(url, autocommit=True) as owner:
@@ -312,7 +338,8 @@ def measure_throughput(ctx: Any, databases: dict[str, tuple[str, list[str]]], se
                 rates.setdefault((workload, config), []).append(events / seconds)
                 if all(cpu is not None for _, cpu, _ in reports):
                     server_cpu.setdefault((workload, config), []).append(
-                        sum(cpu for _, cpu, _ in reports) / events * 1e6)
+                        sum(cpu for _, cpu, _ in reports) / events * 1e6
+                    )
     for queue in commands:
         queue.put(None)
     for proc in pool:
@@ -322,11 +349,13 @@ def measure_throughput(ctx: Any, databases: dict[str, tuple[str, list[str]]], se
         base = rates[(workload, "no feed")]
         for config in order:
             runs = rates[(workload, config)]
-            paired = sorted(r / b for r, b in zip(runs, base))  # same round: drifting load cancels
+            paired = sorted(r / b for r, b in zip(runs, base, strict=False))  # same round: drifting load cancels
             cpu = server_cpu.get((workload, config))
-            print(f"    {config:<16} median {statistics.median(runs):>7.0f} ev/s  same-round ratio median "
-                  f"{statistics.median(paired):5.3f} (range {paired[0]:.2f}-{paired[-1]:.2f})"
-                  + (f"  server CPU {statistics.median(cpu):5.1f} us/event" if cpu else ""))
+            print(
+                f"    {config:<16} median {statistics.median(runs):>7.0f} ev/s  same-round ratio median "
+                f"{statistics.median(paired):5.3f} (range {paired[0]:.2f}-{paired[-1]:.2f})"
+                + (f"  server CPU {statistics.median(cpu):5.1f} us/event" if cpu else "")
+            )
 
 
 def _users(url: str) -> list[str]:
@@ -341,22 +370,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writers", type=int, default=4, help="writer processes (default 4)")
     parser.add_argument("--throughput-seconds", type=float, default=5, help="per throughput round (default 5)")
     parser.add_argument("--rounds", type=int, default=6, help="throughput rounds (default 6)")
-    parser.add_argument("--paired-seconds", type=float, default=60,
-                        help="per workload of paired writes with and without the feed (default 60)")
+    parser.add_argument(
+        "--paired-seconds",
+        type=float,
+        default=60,
+        help="per workload of paired writes with and without the feed (default 60)",
+    )
     args = parser.parse_args(argv)
 
     ctx = mp.get_context("spawn")
     # One database per configuration, so that each table grows by the same writes: a table that
     # grew twice as fast would be slower for its size alone (indexes outgrowing shared buffers).
-    with scratch_database("feed_bench") as url, scratch_database("feed_bench_off") as url_off, \
-            scratch_database("feed_bench_consumed") as url_consumed:
+    with (
+        scratch_database("feed_bench") as url,
+        scratch_database("feed_bench_off") as url_off,
+        scratch_database("feed_bench_consumed") as url_consumed,
+    ):
         with connect(url_off, autocommit=True) as conn:
             conn.execute(WITHOUT_FEED)
             version = conn.execute("show server_version").fetchone()[0]
-        databases = {name: (u, _users(u)) for name, u in
-                     (("with", url), ("without", url_off), ("consumed", url_consumed))}
-        print(f"PostgreSQL {version}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
-              f"{args.writers} writer processes")
+        databases = {
+            name: (u, _users(u)) for name, u in (("with", url), ("without", url_off), ("consumed", url_consumed))
+        }
+        print(
+            f"PostgreSQL {version}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+            f"{args.writers} writer processes"
+        )
         print(f"commit-to-consumer latency, {args.seconds:.0f} s per rate:")
         for rate in args.rates:
             measure_latency(ctx, url, databases["with"][1], rate, args.seconds, args.writers)

@@ -29,14 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import psycopg
+from import_throughput import KINDS
+from scratch import scratch_database
+from sqlalchemy.engine import make_url
 
-from events_schema.db import connect  # noqa: E402
-from events_schema.postgrest import claims_for, request, rpc  # noqa: E402
-from events_schema.settings import get_settings  # noqa: E402
-from import_throughput import KINDS  # noqa: E402
-from scratch import scratch_database  # noqa: E402
+from events_schema.db import connect
+from events_schema.postgrest import claims_for, request, rpc
+from events_schema.settings import get_settings
 
 PARAMETERS = {"batch": "jsonb", "batch_id": "text"}
 EMPTY = "truncate public.engagement_events, public.engagement_import_quarantine, public.engagement_last_activity"
@@ -54,8 +54,9 @@ def make_batch(users: list[str], count: int) -> list[dict]:
     for _ in range(count):
         event_type, payload = rng.choice(KINDS)
         stamp = f"2026-11-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z"
-        batch.append({"user_id": rng.choice(users), "event_type": event_type, "timestamp": stamp,
-                      "value": payload(rng)})
+        batch.append(
+            {"user_id": rng.choice(users), "event_type": event_type, "timestamp": stamp, "value": payload(rng)}
+        )
     return batch
 
 
@@ -84,9 +85,13 @@ def main() -> int:
         from worker.ingest.importer import import_batch
 
         admin = connect(url, autocommit=True)
-        users = [str(r[0]) for r in admin.execute(
-            "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id",
-            (args.users,)).fetchall()]
+        users = [
+            str(r[0])
+            for r in admin.execute(
+                "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id",
+                (args.users,),
+            ).fetchall()
+        ]
         batch = make_batch(users, args.events)
         with_id = json.dumps({"batch": batch, "batch_id": "bench"})
         without_id = json.dumps({"batch": batch})
@@ -96,6 +101,7 @@ def main() -> int:
             def run() -> dict:
                 with request(api, "service_role", claims_for("service_role")) as conn:
                     return rpc(conn, "public.import_events", body, PARAMETERS)
+
             return run
 
         def empty() -> None:
@@ -117,8 +123,10 @@ def main() -> int:
         admin.close()
 
     baseline = results[0][1]
-    print(f"{args.events:,} rows, {args.users:,} users, median of {args.repeat} runs "
-          f"(PostgreSQL at {make_url(url).host}, {os.cpu_count()} cores)")
+    print(
+        f"{args.events:,} rows, {args.users:,} users, median of {args.repeat} runs "
+        f"(PostgreSQL at {make_url(url).host}, {os.cpu_count()} cores)"
+    )
     print(f"{'path':42} {'seconds':>8} {'rows/s':>10} {'vs Python':>10}  inserted/duplicates/rejected")
     for name, seconds, summary in results:
         counts = f"{summary['inserted']}/{summary['duplicates']}/{summary['rejected']}"

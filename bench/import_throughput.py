@@ -21,23 +21,26 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from events_schema.db import connect  # noqa: E402
-from bench.proc import run_measured  # noqa: E402
-from bench.scratch import scratch_database  # noqa: E402
-from worker.ingest.rows import derive_event_id  # noqa: E402
+from bench.proc import run_measured
+from bench.scratch import scratch_database
+from events_schema.db import connect
+from worker.ingest.rows import derive_event_id
 
 BATCH_ID = "bench"
 # The kinds of events a wearable/app sync sends, with plausible payloads.
 KINDS = [
     ("app_open", lambda r: {}),
     ("app_open", lambda r: {"screen": r.choice(["home", "goals", "coach"])}),
-    ("steps_import", lambda r: {"steps": r.randrange(200, 20000), "source": r.choice(["fitbit", "apple_health", "garmin"])}),
+    (
+        "steps_import",
+        lambda r: {"steps": r.randrange(200, 20000), "source": r.choice(["fitbit", "apple_health", "garmin"])},
+    ),
     ("goal_complete", lambda r: {"goal": r.choice(["walk_10k", "sleep_8h", "water_2l"]), "streak": r.randrange(1, 60)}),
     ("coach_message", lambda r: {"message_id": r.randrange(1, 10**9), "read": r.random() < 0.7}),
 ]
@@ -79,7 +82,11 @@ def copy_into(url: str, table: str, tsv: Path) -> float:
     """Seconds to COPY the file into `table` from this client, in one transaction."""
     with connect(url) as conn:
         start = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"copy {table} ({COPY_COLUMNS}) from stdin") as copy, tsv.open("rb") as source:
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"copy {table} ({COPY_COLUMNS}) from stdin") as copy,
+            tsv.open("rb") as source,
+        ):
             for block in iter(lambda: source.read(1 << 20), b""):
                 copy.write(block)
         conn.commit()
@@ -95,11 +102,15 @@ def checkpoint(url: str) -> None:
 def measure_import(url: str, users_count: int, events: int) -> dict[str, Any]:
     """On a migrated, empty database: plain COPY, COPY with the insert triggers, and the CLI,
     each into an empty table, with the same rows; events per second and the CLI's peak memory."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     with connect(url, autocommit=True) as conn:
-        users = [str(r[0]) for r in conn.execute(
-            "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id",
-            (users_count,))]
+        users = [
+            str(r[0])
+            for r in conn.execute(
+                "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id",
+                (users_count,),
+            )
+        ]
         # The identical empty tables: LIKE ... INCLUDING ALL copies columns, defaults, checks
         # and indexes; the foreign key is added by hand; triggers are never copied.
         for table in ("bench_copy", "bench_copy_triggers"):
@@ -126,8 +137,10 @@ def measure_import(url: str, users_count: int, events: int) -> dict[str, Any]:
         checkpoint(url)
 
         start = time.perf_counter()
-        cli = run_measured([sys.executable, "-m", "worker", "import", str(ndjson), "--batch-id", BATCH_ID, "--json"],
-                           {**os.environ, "DATABASE_URL": url})
+        cli = run_measured(
+            [sys.executable, "-m", "worker", "import", str(ndjson), "--batch-id", BATCH_ID, "--json"],
+            {**os.environ, "DATABASE_URL": url},
+        )
         imported = time.perf_counter() - start
         peak_mb = cli.max_rss_mb
     if cli.returncode != 0:
@@ -136,11 +149,21 @@ def measure_import(url: str, users_count: int, events: int) -> dict[str, Any]:
     with connect(url, autocommit=True) as conn:
         same = conn.execute(
             "select (select count(*) from engagement_events) = (select count(*) from bench_copy)"
-            " and not exists (select id from engagement_events except select id from bench_copy)").fetchone()[0]
-    return {"import_events": events, "import_users": users_count, "import_mb": size_mb, "import_write_s": written_s,
-            "copy_per_s": events / plain, "copy_triggers_per_s": events / with_triggers,
-            "import_per_s": events / imported, "import_peak_rss_mb": peak_mb, "import_same_rows": same,
-            "import_triggers": len(triggers), "import_summary": summary}
+            " and not exists (select id from engagement_events except select id from bench_copy)"
+        ).fetchone()[0]
+    return {
+        "import_events": events,
+        "import_users": users_count,
+        "import_mb": size_mb,
+        "import_write_s": written_s,
+        "copy_per_s": events / plain,
+        "copy_triggers_per_s": events / with_triggers,
+        "import_per_s": events / imported,
+        "import_peak_rss_mb": peak_mb,
+        "import_same_rows": same,
+        "import_triggers": len(triggers),
+        "import_summary": summary,
+    }
 
 
 def main() -> int:
@@ -157,18 +180,27 @@ def main() -> int:
             print(exc, file=sys.stderr)
             return 1
     summary = m["import_summary"]
-    print(f"{args.events:,} events for {args.users:,} users: {m['import_mb']:,.0f} MB of NDJSON "
-          f"(written in {m['import_write_s']:.0f} s)")
-    print(f"plain COPY, identical table (columns, checks, indexes, FK; no triggers): "
-          f"{m['copy_per_s']:10,.0f} events/s")
-    print(f"plain COPY, identical table with its {m['import_triggers']} insert triggers:          "
-          f"{m['copy_triggers_per_s']:10,.0f} events/s")
-    print(f"python -m worker import into engagement_events:                  "
-          f"{m['import_per_s']:10,.0f} events/s  "
-          f"(inserted {summary['inserted']:,}, duplicates {summary['duplicates']:,}, rejected {summary['rejected']:,})")
-    print(f"import / plain COPY: {m['import_per_s'] / m['copy_per_s']:.2f}; "
-          f"import / COPY with triggers: {m['import_per_s'] / m['copy_triggers_per_s']:.2f}")
-    print(f"CLI peak memory (max RSS): {m['import_peak_rss_mb']:,.0f} MB; same rows and ids as the COPY: {m['import_same_rows']}")
+    print(
+        f"{args.events:,} events for {args.users:,} users: {m['import_mb']:,.0f} MB of NDJSON "
+        f"(written in {m['import_write_s']:.0f} s)"
+    )
+    print(f"plain COPY, identical table (columns, checks, indexes, FK; no triggers): {m['copy_per_s']:10,.0f} events/s")
+    print(
+        f"plain COPY, identical table with its {m['import_triggers']} insert triggers:          "
+        f"{m['copy_triggers_per_s']:10,.0f} events/s"
+    )
+    print(
+        f"python -m worker import into engagement_events:                  "
+        f"{m['import_per_s']:10,.0f} events/s  "
+        f"(inserted {summary['inserted']:,}, duplicates {summary['duplicates']:,}, rejected {summary['rejected']:,})"
+    )
+    print(
+        f"import / plain COPY: {m['import_per_s'] / m['copy_per_s']:.2f}; "
+        f"import / COPY with triggers: {m['import_per_s'] / m['copy_triggers_per_s']:.2f}"
+    )
+    print(
+        f"CLI peak memory (max RSS): {m['import_peak_rss_mb']:,.0f} MB; same rows and ids as the COPY: {m['import_same_rows']}"
+    )
     return 0
 
 

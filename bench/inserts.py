@@ -19,8 +19,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from events_schema.db import connect
 from bench.data import NOW
+from events_schema.db import connect
 
 BATCH = 1000
 INSERT = """
@@ -39,8 +39,8 @@ def _rates(conn: Any, sides: dict[str, list[list[uuid.UUID]]]) -> dict[str, floa
     by batch so that a shared machine's load swings hit them alike."""
     at = NOW - timedelta(days=365)
     spent = dict.fromkeys(sides, 0.0)
-    for batch in zip(*sides.values()):
-        for table, ids in zip(sides, batch):
+    for batch in zip(*sides.values(), strict=False):
+        for table, ids in zip(sides, batch, strict=False):
             start = time.perf_counter()
             conn.execute(INSERT.format(table=table), {"at": at, "users": ids})
             conn.commit()
@@ -52,7 +52,9 @@ def measure_inserts(url: str, single_rows: int, batches: int) -> dict[str, Any]:
     rng = random.Random(7)
     with connect(url) as conn:
         conn.execute("drop table if exists bench_bare")
-        conn.execute("create table bench_bare (like public.engagement_events including defaults including identity including generated)")
+        conn.execute(
+            "create table bench_bare (like public.engagement_events including defaults including identity including generated)"
+        )
         # The PRD's table without the engine: the same indexes, checks and FK, no triggers.
         conn.execute("create table bench_twin (like public.engagement_events including all)")
         conn.execute("alter table bench_twin add foreign key (user_id) references auth.users (id) on delete cascade")
@@ -68,14 +70,16 @@ def measure_inserts(url: str, single_rows: int, batches: int) -> dict[str, Any]:
             ("single", singles, singles, singles),
             ("batch", known, known, known),
             # Each side gets users of its own, so each inserts every user's first row.
-            ("new_users", _chunks(fresh[:n]), _chunks(fresh[n:2 * n]), _chunks(fresh[2 * n:])),
+            ("new_users", _chunks(fresh[:n]), _chunks(fresh[n : 2 * n]), _chunks(fresh[2 * n :])),
         ):
             rates = _rates(conn, {"public.engagement_events": rows, "bench_twin": twin_rows, "bench_bare": bare_rows})
             result[f"insert_{case}_per_s"] = rates["public.engagement_events"]
             result[f"insert_{case}_twin_per_s"] = rates["bench_twin"]
             result[f"insert_{case}_bare_per_s"] = rates["bench_bare"]
-        for case, rows in (("batch", [[rng.choice(existing) for _ in range(BATCH)] for _ in range(2 * batches)]),
-                           ("new_users", _chunks(fresh[3 * n:]))):
+        for case, rows in (
+            ("batch", [[rng.choice(existing) for _ in range(BATCH)] for _ in range(2 * batches)]),
+            ("new_users", _chunks(fresh[3 * n :])),
+        ):
             with_triggers, without = _engine_cost(conn, rows)
             result[f"insert_{case}_same_table_per_s"] = with_triggers
             result[f"insert_{case}_no_triggers_per_s"] = without
@@ -112,4 +116,4 @@ def _engine_cost(conn: Any, batches: list[list[uuid.UUID]]) -> tuple[float, floa
 
 
 def _chunks(ids: list[uuid.UUID]) -> list[list[uuid.UUID]]:
-    return [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
+    return [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]

@@ -34,14 +34,15 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from events_schema.db import connect  # noqa: E402
-from scratch import scratch_database  # noqa: E402
+from scratch import scratch_database
+
+from events_schema.db import connect
 
 THRESHOLD_HOURS = 0.01  # 36 s: users the writers leave alone come due during the run
 INSERT = "insert into engagement_events (id, user_id, timestamp, event_type, value) values (%s, %s, %s, 'app_open', %s)"
@@ -72,10 +73,10 @@ def writer(url: str, users: list[str], rate: float, seconds: float, barrier: Any
         behind = max(behind, -pause)
         event_id = uuid.uuid4()
         try:
-            conn.execute(INSERT, (event_id, rng.choice(users), datetime.now(timezone.utc), json.dumps({"n": n})))
+            conn.execute(INSERT, (event_id, rng.choice(users), datetime.now(UTC), json.dumps({"n": n})))
             written += 1
             ids.append(str(event_id))
-        except Exception as exc:  # counted, and the run goes on: the figure is the error count
+        except Exception as exc:  # counted, and the run goes on: the figure is the error count  # noqa: BLE001
             errors += 1
             print(f"writer error: {type(exc).__name__}: {exc}", file=sys.stderr)
             conn = connect(url, autocommit=True)
@@ -97,9 +98,9 @@ def scanner(url: str, every: float, stop: Any, barrier: Any, out: Any) -> None:
         time.sleep(max(0.0, start + k * every - time.monotonic()))
         began, wall = time.monotonic(), time.time()
         try:
-            totals = run_scan(datetime.now(timezone.utc), url=url).totals()
+            totals = run_scan(datetime.now(UTC), url=url).totals()
             scans.append((wall, time.monotonic() - began, totals["examined"], totals["nudged"]))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             errors += 1
             print(f"scan error: {type(exc).__name__}: {exc}", file=sys.stderr)
         k += 1
@@ -120,7 +121,7 @@ def consumer(url: str, stop: Any, barrier: Any, out: Any) -> None:
                     if event.event_type == "app_open":
                         latencies.append(time.time() - event.timestamp.timestamp())
                         seen.append(str(event.id))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         errors += 1
         print(f"feed error: {type(exc).__name__}: {exc}", file=sys.stderr)
     out.put(("feed", latencies, seen, errors))
@@ -158,29 +159,45 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--rate", type=float, default=200, help="events/s per writer")
     parser.add_argument("--scan-every", type=float, default=3)
-    parser.add_argument("--users", type=int, default=50000,
-                        help="each touched every users/(writers*rate) s on average: many come due")
-    parser.add_argument("--baseline", type=float, default=24,
-                        help="seconds of scans after the writers stop (users still come due): the idle baseline")
+    parser.add_argument(
+        "--users", type=int, default=50000, help="each touched every users/(writers*rate) s on average: many come due"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=float,
+        default=24,
+        help="seconds of scans after the writers stop (users still come due): the idle baseline",
+    )
     args = parser.parse_args()
     # The scan's settings, for this process and the ones it starts.
-    os.environ.update({"NUDGE_RULES": json.dumps([{"name": "load", "threshold_hours": THRESHOLD_HOURS}]),
-                       "NUDGE_COOLDOWN_HOURS": "0", "QUIET_HOURS_ENABLED": "false"})
+    os.environ.update(
+        {
+            "NUDGE_RULES": json.dumps([{"name": "load", "threshold_hours": THRESHOLD_HOURS}]),
+            "NUDGE_COOLDOWN_HOURS": "0",
+            "QUIET_HOURS_ENABLED": "false",
+        }
+    )
     ctx = mp.get_context("spawn")
     warmup = THRESHOLD_HOURS * 3600 + 2 * args.scan_every
     writing = warmup + args.seconds
     with scratch_database("bench_load") as url:
         with connect(url, autocommit=True) as conn:
-            users = [str(r[0]) for r in conn.execute(
-                "insert into auth.users (id, created_at) select gen_random_uuid(), now() - interval '3 days'"
-                " from generate_series(1, %s) returning id", (args.users,)).fetchall()]
+            users = [
+                str(r[0])
+                for r in conn.execute(
+                    "insert into auth.users (id, created_at) select gen_random_uuid(), now() - interval '3 days'"
+                    " from generate_series(1, %s) returning id",
+                    (args.users,),
+                ).fetchall()
+            ]
         out = ctx.Queue()
         barrier = ctx.Barrier(args.writers + 3)
         stop = ctx.Event()
         feed = ctx.Process(target=consumer, args=(url, stop, barrier, out))
         feed.start()
-        parts = [ctx.Process(target=writer, args=(url, users, args.rate, writing, barrier, out))
-                 for _ in range(args.writers)]
+        parts = [
+            ctx.Process(target=writer, args=(url, users, args.rate, writing, barrier, out)) for _ in range(args.writers)
+        ]
         parts.append(ctx.Process(target=scanner, args=(url, args.scan_every, stop, barrier, out)))
         parts.append(ctx.Process(target=sampler, args=(url, writing, barrier, out)))
         for p in parts:
@@ -212,27 +229,37 @@ def report(args: argparse.Namespace, warmup: float, results: list[tuple]) -> Non
     under = [s for s in scans if began + warmup <= s[0] and s[0] + s[1] <= min(w[6] for w in writers)]
     idle = [s for s in scans if s[0] > stopped]
     errors = {"writers": sum(w[2] for w in writers), "scans": scan_errors, "feed": feed[3]}
-    print(f"load: {args.writers} writers x {args.rate:g} ev/s for {warmup:g} s warm-up + {args.seconds:g} s, "
-          f"scans every {args.scan_every:g} s, {args.users} users, rule threshold {THRESHOLD_HOURS * 3600:g} s")
+    print(
+        f"load: {args.writers} writers x {args.rate:g} ev/s for {warmup:g} s warm-up + {args.seconds:g} s, "
+        f"scans every {args.scan_every:g} s, {args.users} users, rule threshold {THRESHOLD_HOURS * 3600:g} s"
+    )
     print(f"errors: {sum(errors.values())} ({', '.join(f'{k} {v}' for k, v in errors.items())})")
     took = max(w[4] for w in writers)
-    print(f"events written: {written} in {took:.1f} s ({written / took:,.0f}/s; asked {args.writers * args.rate:,.0f}/s;"
-          f" a writer was at most {max(w[5] for w in writers):.2f} s behind its schedule)")
+    print(
+        f"events written: {written} in {took:.1f} s ({written / took:,.0f}/s; asked {args.writers * args.rate:,.0f}/s;"
+        f" a writer was at most {max(w[5] for w in writers):.2f} s behind its schedule)"
+    )
     for label, group in (("under load", under), ("idle after", idle)):
         times = [s[1] for s in group]
-        print(f"scans {label}: {len(group)} runs, p50 {pct(times, .5) * 1000:.0f} ms, "
-              f"p95 {pct(times, .95) * 1000:.0f} ms, max {max(times, default=float('nan')) * 1000:.0f} ms; "
-              f"candidates/scan p50 {pct([s[2] for s in group], .5):.0f}, nudges {sum(s[3] for s in group)}")
-    base = pct([s[1] for s in idle], .5)
-    print(f"scan p50 under load / idle: {pct([s[1] for s in under], .5) / base:.2f}x")
+        print(
+            f"scans {label}: {len(group)} runs, p50 {pct(times, 0.5) * 1000:.0f} ms, "
+            f"p95 {pct(times, 0.95) * 1000:.0f} ms, max {max(times, default=float('nan')) * 1000:.0f} ms; "
+            f"candidates/scan p50 {pct([s[2] for s in group], 0.5):.0f}, nudges {sum(s[3] for s in group)}"
+        )
+    base = pct([s[1] for s in idle], 0.5)
+    print(f"scan p50 under load / idle: {pct([s[1] for s in under], 0.5) / base:.2f}x")
     lat = feed[1]
-    print(f"feed latency (send to consumer): p50 {pct(lat, .5) * 1000:.1f} ms, p95 {pct(lat, .95) * 1000:.1f} ms, "
-          f"p99 {pct(lat, .99) * 1000:.1f} ms, max {max(lat, default=float('nan')) * 1000:.1f} ms; "
-          f"missed {len(ids - set(seen))}, repeated {sum(n - 1 for n in seen.values() if n > 1)}")
+    print(
+        f"feed latency (send to consumer): p50 {pct(lat, 0.5) * 1000:.1f} ms, p95 {pct(lat, 0.95) * 1000:.1f} ms, "
+        f"p99 {pct(lat, 0.99) * 1000:.1f} ms, max {max(lat, default=float('nan')) * 1000:.1f} ms; "
+        f"missed {len(ids - set(seen))}, repeated {sum(n - 1 for n in seen.values() if n > 1)}"
+    )
     samples, waiting, most, ungranted, events = locks[1:]
     top = ", ".join(f"{k} {v}" for k, v in sorted(events.items(), key=lambda kv: -kv[1])[:6])
-    print(f"lock waits: {waiting} of {samples} samples had a backend waiting on a lock (most at once {most}; "
-          f"ungranted pg_locks at most {ungranted}); active backends by wait event over all samples: {top}")
+    print(
+        f"lock waits: {waiting} of {samples} samples had a backend waiting on a lock (most at once {most}; "
+        f"ungranted pg_locks at most {ungranted}); active backends by wait event over all samples: {top}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,10 @@ class MutationError(RuntimeError):
 
 def load(path: Path = DATA) -> list[Mutation]:
     entries = tomllib.loads(path.read_text())["mutation"]
-    mutations = [Mutation(e["name"], e["file"], e["original"], e["replacement"], e["promise"], tuple(e["tests"]))
-                 for e in entries]
+    mutations = [
+        Mutation(e["name"], e["file"], e["original"], e["replacement"], e["promise"], tuple(e["tests"]))
+        for e in entries
+    ]
     names = [m.name for m in mutations]
     if len(set(names)) != len(names):
         raise MutationError(f"duplicate mutation names in {path.name}")
@@ -77,7 +79,9 @@ def check(m: Mutation) -> None:
         raise MutationError(f"{m.name}: {m.file} does not exist")
     count = target.read_text().count(m.original)
     if count != 1:
-        raise MutationError(f"{m.name}: the original snippet occurs {count} times in {m.file}, not once; update the list")
+        raise MutationError(
+            f"{m.name}: the original snippet occurs {count} times in {m.file}, not once; update the list"
+        )
     if m.original == m.replacement:
         raise MutationError(f"{m.name}: the replacement is the original")
     for test in m.tests:
@@ -87,8 +91,16 @@ def check(m: Mutation) -> None:
 
 def copy_tree(dest: Path) -> None:
     """The project's files as they are now (tracked and new, not ignored), without .venv/.git."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -99,8 +111,14 @@ def copy_tree(dest: Path) -> None:
 def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess[str]:
     """pytest in the copy, with the copy first on the path (also for the worker processes it starts)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                           *tests], cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def attempt(m: Mutation | None, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
@@ -179,12 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     for number, m in enumerate(mutations, 1):
         outcome = evaluate(m, args.timeout)
         outcomes.append(outcome)
-        print(f"[{number}/{len(mutations)}] {m.name}: {'caught by ' + outcome.by if outcome.caught else 'NOT CAUGHT ' + outcome.by}"
-              f" ({outcome.seconds:.0f} s)", file=sys.stderr, flush=True)
+        print(
+            f"[{number}/{len(mutations)}] {m.name}: {'caught by ' + outcome.by if outcome.caught else 'NOT CAUGHT ' + outcome.by}"
+            f" ({outcome.seconds:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     print(table(outcomes, args.markdown))
     missed = [o.mutation.name for o in outcomes if not o.caught]
-    print(f"\n{len(outcomes) - len(missed)} of {len(outcomes)} mutations caught"
-          + (f"; not caught: {', '.join(missed)}" if missed else ""))
+    print(
+        f"\n{len(outcomes) - len(missed)} of {len(outcomes)} mutations caught"
+        + (f"; not caught: {', '.join(missed)}" if missed else "")
+    )
     return 1 if missed else 0
 
 

@@ -3,11 +3,11 @@ is that child's, where RUSAGE_CHILDREN is the largest of every child this proces
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-import os
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,16 @@ ROWS: list[tuple[str, str, str]] = [
     ("  schema / bare", "insert_batch_per_s/insert_batch_bare_per_s", "x"),
     ("insert, every row a new user: schema / bare", "insert_new_users_per_s,insert_new_users_bare_per_s", "/s"),
     ("  schema / bare", "insert_new_users_per_s/insert_new_users_bare_per_s", "x"),
-    ("  schema / an empty twin (PRD indexes, no triggers), 1,000-row batches", "insert_batch_per_s/insert_batch_twin_per_s", "x"),
-    ("engine's cost: engagement_events with / without its triggers, 1,000-row batches", "insert_batch_same_table_per_s/insert_batch_no_triggers_per_s", "x"),
+    (
+        "  schema / an empty twin (PRD indexes, no triggers), 1,000-row batches",
+        "insert_batch_per_s/insert_batch_twin_per_s",
+        "x",
+    ),
+    (
+        "engine's cost: engagement_events with / without its triggers, 1,000-row batches",
+        "insert_batch_same_table_per_s/insert_batch_no_triggers_per_s",
+        "x",
+    ),
     ("  the same, every row a new user", "insert_new_users_same_table_per_s/insert_new_users_no_triggers_per_s", "x"),
     ("worker peak memory, full scan (max RSS MB)", "peak_rss_mb", "MB"),
 ]
@@ -62,13 +70,17 @@ def _fmt(v: float) -> str:
 def table(run: dict[str, Any]) -> str:
     sizes = run["sizes"]
     head = ["measure", *(f"{s['users']:,} users / {s['events']:,} events" for s in sizes)]
-    lines = [[label + (f" ({unit})" if unit and unit != "x" else ""), *(value(s, spec) for s in sizes)]
-             for label, spec, unit in ROWS]
+    lines = [
+        [label + (f" ({unit})" if unit and unit != "x" else ""), *(value(s, spec) for s in sizes)]
+        for label, spec, unit in ROWS
+    ]
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    out = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *lines]]
+    out = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in [head, *lines]]
     out.insert(1, "-+-".join("-" * w for w in widths))
     m = run["machine"]
-    out.append(f"machine: {m['cpus']} CPUs, load average {m['load_before']} before, {m['load_after']} after; {' '.join(m['postgres'].split()[:2])}")
+    out.append(
+        f"machine: {m['cpus']} CPUs, load average {m['load_before']} before, {m['load_after']} after; {' '.join(m['postgres'].split()[:2])}"
+    )
     return "\n".join(out)
 
 
@@ -83,7 +95,12 @@ def compare(a_path: Path, b_path: Path) -> str:
             continue
         out.append(f"{s['users']:,} users: B / A")
         for key, v in s.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(base.get(key), (int, float)) and base[key]:
+            if (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and isinstance(base.get(key), (int, float))
+                and base[key]
+            ):
                 out.append(f"  {key:32} {base[key]:>14,.3f} {v:>14,.3f}  x{v / base[key]:.2f}")
     return "\n".join(out) if out else "no size in common"
 
@@ -97,17 +114,25 @@ def draw(run: dict[str, Any], path: Path) -> None:
     sizes = run["sizes"]
     users = [s["users"] for s in sizes]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key, label in (("baseline_s", "GROUP BY baseline"), ("full_dry_s", "full scan, decide only"),
-                       ("full_write_s", "full scan, writing"), ("day_median_s", "beat, median"),
-                       ("day_worst_s", "beat, worst of the day"),
-                       ("capped_worst_s", "beat, worst, NUDGE_MAX_PER_SCAN")):
+    for key, label in (
+        ("baseline_s", "GROUP BY baseline"),
+        ("full_dry_s", "full scan, decide only"),
+        ("full_write_s", "full scan, writing"),
+        ("day_median_s", "beat, median"),
+        ("day_worst_s", "beat, worst of the day"),
+        ("capped_worst_s", "beat, worst, NUDGE_MAX_PER_SCAN"),
+    ):
         left.plot(users, [s.get(key) for s in sizes], marker="o", label=label)
     left.set(xscale="log", yscale="log", xlabel="users", ylabel="seconds", title="scan times")
     left.legend(fontsize=8)
-    for key, label in (("nudges_per_s", "nudges written /s"), ("copy_nudges_per_s", "COPY of the nudges /s"),
-                       ("import_per_s", "import events /s"), ("copy_per_s", "COPY events /s"),
-                       ("insert_new_users_per_s", "insert, new users /s"),
-                       ("insert_new_users_bare_per_s", "insert, bare table /s")):
+    for key, label in (
+        ("nudges_per_s", "nudges written /s"),
+        ("copy_nudges_per_s", "COPY of the nudges /s"),
+        ("import_per_s", "import events /s"),
+        ("copy_per_s", "COPY events /s"),
+        ("insert_new_users_per_s", "insert, new users /s"),
+        ("insert_new_users_bare_per_s", "insert, bare table /s"),
+    ):
         right.plot(users, [s.get(key) for s in sizes], marker="o", label=label)
     right.set(xscale="log", yscale="log", xlabel="users", ylabel="rows per second", title="write rates")
     right.legend(fontsize=8)

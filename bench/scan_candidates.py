@@ -17,14 +17,14 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from events_schema.db import connect  # noqa: E402
-from bench.data import FILL_USERS  # noqa: E402
-from bench.scratch import scratch_database  # noqa: E402
+from bench.data import FILL_USERS
+from bench.scratch import scratch_database
+from events_schema.db import connect
 
 CANDIDATES = """
 select u.user_id from public.engagement_users u
@@ -52,7 +52,9 @@ def kept(conn, kind: str, params: dict, batch: int) -> int:
         while True:
             rows = conn.execute(
                 "select user_id from c where scan_id = %(s)s and (%(a)s::uuid is null or user_id > %(a)s)"
-                " order by user_id limit %(n)s", {"s": scan_id, "a": after, "n": batch}).fetchall()
+                " order by user_id limit %(n)s",
+                {"s": scan_id, "a": after, "n": batch},
+            ).fetchall()
             if not rows:
                 break
             seen += len(rows)
@@ -67,7 +69,9 @@ def recompute(conn, params: dict, batch: int) -> int:
     while True:
         rows = conn.execute(
             f"select user_id from ({CANDIDATES}) x where (%(a)s::uuid is null or user_id > %(a)s)"
-            " order by user_id limit %(n)s", {**params, "a": after, "n": batch}).fetchall()
+            " order by user_id limit %(n)s",
+            {**params, "a": after, "n": batch},
+        ).fetchall()
         if not rows:
             return seen
         seen += len(rows)
@@ -80,7 +84,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     params = {"cutoff": now - timedelta(hours=48)}
     with scratch_database("bench_candidates") as url, connect(url, autocommit=True) as conn:
         conn.execute(FILL_USERS, {"now": now, "n": args.users})
@@ -90,11 +94,15 @@ def main() -> int:
             runs, seen = [], 0
             for _ in range(args.repeat):
                 start = time.perf_counter()
-                seen = recompute(conn, params, args.batch) if kind == "recompute" else kept(conn, kind, params, args.batch)
+                seen = (
+                    recompute(conn, params, args.batch) if kind == "recompute" else kept(conn, kind, params, args.batch)
+                )
                 runs.append(time.perf_counter() - start)
             results[kind] = statistics.median(runs)
-            print(f"{kind:10} {results[kind] * 1000:8.0f} ms  x{results[kind] / results['temp']:.2f} vs temp"
-                  f"  ({seen:,} candidates, median of {args.repeat})")
+            print(
+                f"{kind:10} {results[kind] * 1000:8.0f} ms  x{results[kind] / results['temp']:.2f} vs temp"
+                f"  ({seen:,} candidates, median of {args.repeat})"
+            )
     return 0
 
 

@@ -13,15 +13,15 @@ import os
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from events_schema.db import connect  # noqa: E402
-from events_schema.settings import get_settings  # noqa: E402
-from bench.data import BASELINE, FILL_EVENTS, FILL_USERS, REBUILD_SUMMARIES  # noqa: E402
-from bench.scratch import scratch_database  # noqa: E402
+from bench.data import BASELINE, FILL_EVENTS, FILL_USERS, REBUILD_SUMMARIES
+from bench.scratch import scratch_database
+from events_schema.db import connect
+from events_schema.settings import get_settings
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -47,7 +47,7 @@ def main() -> int:
         from worker.database import dispose_engines
         from worker.scan.scanner import run_scan  # settings are read from here on
 
-        now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+        now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
         with connect(url, autocommit=True) as conn:
             start = time.perf_counter()
             conn.execute(FILL_USERS, {"now": now, "n": args.users})
@@ -66,13 +66,17 @@ def main() -> int:
             cutoff = now - timedelta(hours=48)
             baseline = timed(lambda: conn.execute(BASELINE, {"as_of": now, "cutoff": cutoff}).fetchone())
             due = conn.execute(BASELINE, {"as_of": now, "cutoff": cutoff}).fetchone()[0]
-            print(f"baseline GROUP BY user_id over the table: {baseline * 1000:8.0f} ms  ({due:,} due users with activity)")
+            print(
+                f"baseline GROUP BY user_id over the table: {baseline * 1000:8.0f} ms  ({due:,} due users with activity)"
+            )
 
         full_dry = timed(lambda: run_scan(now, dry_run=True, full=True))
         first = time.perf_counter()
         summary = run_scan(now, full=True)
         first = time.perf_counter() - first
-        print(f"full scan, dry run (decide only):         {full_dry * 1000:8.0f} ms  x{baseline / full_dry:.1f} vs baseline")
+        print(
+            f"full scan, dry run (decide only):         {full_dry * 1000:8.0f} ms  x{baseline / full_dry:.1f} vs baseline"
+        )
         print(f"full scan writing nudges:                 {first * 1000:8.0f} ms  {summary.log_line()}")
         increments = []
         for i in range(1, 5):
@@ -93,9 +97,21 @@ def main() -> int:
 
             plan = conn.execute(
                 sql.SQL("explain (analyze, buffers, timing off) ") + _batch_query("scan_candidates_full"),
-                {"rule": "inactive_48h", "as_of": now, "cutoff": cutoff, "event_types": None,
-                 "cooldown": timedelta(hours=24), "quiet_enabled": True, "quiet_start": "22:00",
-                 "quiet_end": "08:00", "after": None, "after_at": None, "limit": 5000, "shard": 0, "shards": 1},
+                {
+                    "rule": "inactive_48h",
+                    "as_of": now,
+                    "cutoff": cutoff,
+                    "event_types": None,
+                    "cooldown": timedelta(hours=24),
+                    "quiet_enabled": True,
+                    "quiet_start": "22:00",
+                    "quiet_end": "08:00",
+                    "after": None,
+                    "after_at": None,
+                    "limit": 5000,
+                    "shard": 0,
+                    "shards": 1,
+                },
             ).fetchall()
             print("\nEXPLAIN ANALYZE of a full scan's first batch (scan_decide.sql around scan_candidates_full.sql):")
             print("\n".join(r[0] for r in plan))

@@ -15,8 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from events_schema.db import connect
 from bench.data import BASELINE, NOW
+from events_schema.db import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 CUTOFF = NOW - timedelta(hours=48)  # the default rule, inactive_48h
@@ -41,8 +41,13 @@ def baseline(url: str) -> dict[str, Any]:
 
 def scan_subprocess(url: str, *args: str) -> dict[str, Any]:
     """A scan in its own process (bench/scan_peak.py): its time and peak memory."""
-    done = subprocess.run([sys.executable, "-m", "bench.scan_peak", *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, "DATABASE_URL": url})
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scan_peak", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": url},
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the scan failed ({done.returncode}): {done.stderr.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -55,9 +60,14 @@ def full_scans(url: str) -> dict[str, Any]:
 
     dry = timed(lambda: run_scan(NOW, dry_run=True, full=True))
     written = scan_subprocess(url, "--as-of", NOW.isoformat(), "--full")
-    return {"full_dry_s": dry, "full_write_s": written["seconds"], "nudged": written["nudged"],
-            "due": written["due"], "peak_rss_mb": written["max_rss_mb"],
-            "nudges_per_s": written["nudged"] / written["seconds"] if written["seconds"] else 0.0}
+    return {
+        "full_dry_s": dry,
+        "full_write_s": written["seconds"],
+        "nudged": written["nudged"],
+        "due": written["due"],
+        "peak_rss_mb": written["max_rss_mb"],
+        "nudges_per_s": written["nudged"] / written["seconds"] if written["seconds"] else 0.0,
+    }
 
 
 def copy_nudges(url: str) -> dict[str, Any]:
@@ -70,8 +80,12 @@ def copy_nudges(url: str) -> dict[str, Any]:
     with connect(url, autocommit=True) as conn:
         conn.execute("drop table if exists bench_nudge_copy")
         conn.execute("create table bench_nudge_copy (like public.engagement_events including all)")
-        conn.execute("alter table bench_nudge_copy add foreign key (user_id) references auth.users (id) on delete cascade")
-        with conn.cursor().copy(f"copy (select {columns} from engagement_events where event_type = 'nudge_sent') to stdout") as out:
+        conn.execute(
+            "alter table bench_nudge_copy add foreign key (user_id) references auth.users (id) on delete cascade"
+        )
+        with conn.cursor().copy(
+            f"copy (select {columns} from engagement_events where event_type = 'nudge_sent') to stdout"
+        ) as out:
             for block in out:
                 buffer.write(block)
         conn.execute("checkpoint")
@@ -85,8 +99,11 @@ def copy_nudges(url: str) -> dict[str, Any]:
         conn.execute("drop table bench_nudge_copy")
         conn.commit()
     in_table = _copy_into_the_events_table(url)
-    return {"copy_nudges_s": seconds, "copy_nudges_per_s": rows / seconds if seconds else 0.0,
-            "copy_nudges_in_table_per_s": rows / in_table if in_table else 0.0}
+    return {
+        "copy_nudges_s": seconds,
+        "copy_nudges_per_s": rows / seconds if seconds else 0.0,
+        "copy_nudges_in_table_per_s": rows / in_table if in_table else 0.0,
+    }
 
 
 def _copy_into_the_events_table(url: str) -> float:
@@ -95,7 +112,9 @@ def _copy_into_the_events_table(url: str) -> float:
     columns = 'user_id, "timestamp", event_type, value, is_deleted'
     buffer = io.BytesIO()
     with connect(url) as conn:
-        with conn.cursor().copy(f"copy (select {columns} from engagement_events where event_type = 'nudge_sent') to stdout") as out:
+        with conn.cursor().copy(
+            f"copy (select {columns} from engagement_events where event_type = 'nudge_sent') to stdout"
+        ) as out:
             for block in out:
                 buffer.write(block)
         conn.execute("set local session_replication_role = replica")
@@ -132,10 +151,14 @@ def day_of_beats(beats: int, cap: int = 0, prefix: str = "day") -> dict[str, Any
     result = {
         f"{prefix}_median_s": statistics.median(times),
         f"{prefix}_p95_s": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
-        f"{prefix}_worst_s": worst["s"], f"{prefix}_worst_at_min": worst["at_min"],
-        f"{prefix}_worst_nudged": worst["nudged"], f"{prefix}_nudged": sum(r["nudged"] for r in runs),
-        f"{prefix}_beats": [{"at_min": r["at_min"], "s": r["s"], "nudged": r["nudged"],
-                             "deferred": r["skipped"]["rate_limited"]} for r in runs],
+        f"{prefix}_worst_s": worst["s"],
+        f"{prefix}_worst_at_min": worst["at_min"],
+        f"{prefix}_worst_nudged": worst["nudged"],
+        f"{prefix}_nudged": sum(r["nudged"] for r in runs),
+        f"{prefix}_beats": [
+            {"at_min": r["at_min"], "s": r["s"], "nudged": r["nudged"], "deferred": r["skipped"]["rate_limited"]}
+            for r in runs
+        ],
     }
     if cap:
         # The longest run of consecutive beats that left nudges deferred: no deferred nudge

@@ -10,12 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from psycopg import sql  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
-from events_schema.db import connect  # noqa: E402
-from events_schema.migrate import migrate  # noqa: E402
-from events_schema.settings import get_settings  # noqa: E402
+from events_schema.db import connect
+from events_schema.migrate import migrate
+from events_schema.settings import get_settings
 
 
 @contextmanager

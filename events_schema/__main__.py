@@ -32,9 +32,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from events_schema.credentials import keys, logins
     from events_schema.analytics import cli as report_cli
     from events_schema.audit import audit
+    from events_schema.credentials import keys, logins
     from events_schema.seed import seed
     from events_schema.summaries import summaries
 
@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_arguments(audit_parser)
     audit_parser.set_defaults(run=audit.run)
     report_parser = commands.add_parser(
-        "report", help="weekly engagement cohorts: table, CSVs, chart", description=report_cli.__doc__)
+        "report", help="weekly engagement cohorts: table, CSVs, chart", description=report_cli.__doc__
+    )
     report_cli.add_arguments(report_parser)
     report_parser.set_defaults(run=report_cli.run)
     for name, module, help_text in (

@@ -19,7 +19,9 @@ from events_schema.settings import stopped_services_note
 
 # Failures of the database connection, whichever layer reports them.
 EXPECTED: tuple[type[BaseException], ...] = (
-    DatabaseUnavailable, psycopg.OperationalError, sqlalchemy.exc.OperationalError,
+    DatabaseUnavailable,
+    psycopg.OperationalError,
+    sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
 )
 

@@ -74,8 +74,10 @@ def transaction_pooler_evidence(url: str, probe: psycopg.Connection) -> str | No
                 release.cancel()
                 hog.rollback()
             if after != before:
-                return (f"the server session changed between two transactions of one connection "
-                        f"(backend {before}, then {after})")
+                return (
+                    f"the server session changed between two transactions of one connection "
+                    f"(backend {before}, then {after})"
+                )
     return None
 
 
@@ -83,7 +85,9 @@ def session_setting(explicit: bool = False) -> str:
     """Where the session URL came from, for the error line."""
     if explicit:
         return "--database-url"
-    return "DATABASE_SESSION_URL" if get_settings().database_session_url else "DATABASE_URL (DATABASE_SESSION_URL unset)"
+    return (
+        "DATABASE_SESSION_URL" if get_settings().database_session_url else "DATABASE_URL (DATABASE_SESSION_URL unset)"
+    )
 
 
 def require_session(url: str, probe: psycopg.Connection, setting: str, purpose: str) -> None:

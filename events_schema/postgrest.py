@@ -71,6 +71,7 @@ def rpc(conn: psycopg.Connection, function: str, body: str, parameters: dict[str
         typed=sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(p), sql.SQL(parameters[p])) for p in present),
         function=sql.Identifier(schema, name),
         arguments=sql.SQL(", ").join(
-            sql.SQL("{} := pgrst_body.{}").format(sql.Identifier(p), sql.Identifier(p)) for p in present),
+            sql.SQL("{} := pgrst_body.{}").format(sql.Identifier(p), sql.Identifier(p)) for p in present
+        ),
     )
     return conn.execute(statement, (body,)).fetchone()[0]

@@ -13,7 +13,7 @@ class QueryFolder:
         self._queries = {path.stem: path.read_text(encoding="utf-8") for path in folder.glob("*.sql")}
 
     @classmethod
-    def beside(cls, module_file: str) -> "QueryFolder":
+    def beside(cls, module_file: str) -> QueryFolder:
         """The `sql/` folder next to a capability's module: each package keeps its own SQL."""
         return cls(Path(module_file).resolve().parent / "sql")
 
@@ -22,4 +22,3 @@ class QueryFolder:
             return self._queries[name]
         except KeyError:
             raise KeyError(f"no query named {name!r} in {self.folder.parent.name}/{self.folder.name}/") from None
-

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
             return None
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
+                return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
     @property
@@ -159,8 +159,10 @@ def stopped_services_note() -> str | None:
     configured = {k.upper() for k, v in (*os.environ.items(), *dotenv_values(".env").items()) if v}
     if {"DATABASE_URL", "REDIS_URL"} <= configured:
         return None
-    return (f"the servers scripts/run started are stopped ({SERVICES_ENV_FILE}): "
-            "start scripts/run again, or configure DATABASE_URL and REDIS_URL")
+    return (
+        f"the servers scripts/run started are stopped ({SERVICES_ENV_FILE}): "
+        "start scripts/run again, or configure DATABASE_URL and REDIS_URL"
+    )
 
 
 @lru_cache(maxsize=1)

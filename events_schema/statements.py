@@ -21,8 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Go's unicode.IsSpace, which the CLI trims with (Python's str.isspace also takes \x1c-\x1f).
-GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
-           "\u2028\u2029\u202f\u205f\u3000"
+GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _identifier(ch: str) -> bool:
@@ -40,7 +42,7 @@ class _Scan:
     def endswith(self, suffix: str, *, fold: bool = False) -> bool:
         if self.end - self.start < len(suffix):
             return False
-        window = self.text[self.end - len(suffix):self.end]
+        window = self.text[self.end - len(suffix) : self.end]
         return window.lower() == suffix.lower() if fold else window == suffix
 
     def identifier_before(self, position: int) -> bool:
@@ -78,7 +80,7 @@ def _begins_atomic(scan: _Scan) -> bool:
     """`BEGIN ATOMIC` just read, each word standing alone."""
     if not scan.endswith("ATOMIC", fold=True) or scan.identifier_before(scan.end - 6):
         return False
-    before = scan.text[scan.start:scan.end - 6].rstrip(GO_SPACE)
+    before = scan.text[scan.start : scan.end - 6].rstrip(GO_SPACE)
     if not before.lower().endswith("begin"):
         return False
     return not _Scan(before, 0, len(before)).identifier_before(len(before) - 5)
@@ -136,7 +138,7 @@ class _Tag(_State):
 
     def next(self, ch: str, scan: _Scan) -> _State | None:
         if ch == "$":
-            return _Until(scan.text[self.offset:scan.end])
+            return _Until(scan.text[self.offset : scan.end])
         return self if _identifier(ch) else _Ready().next(ch, scan)
 
 
@@ -178,10 +180,10 @@ def split(sql: str) -> list[str]:
         scan.end = position + 1
         following = state.next(ch, scan)
         if following is None:
-            pieces.append(sql[scan.start:scan.end])
+            pieces.append(sql[scan.start : scan.end])
             scan, following = _Scan(sql, scan.end), _Ready()
         state = following
-    pieces.append(sql[scan.start:])
+    pieces.append(sql[scan.start :])
     trimmed = (piece.rstrip(";").strip(GO_SPACE) for piece in pieces)
     return [piece for piece in trimmed if piece]
 

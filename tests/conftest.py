@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from events_schema.db import conninfo, connect
+from events_schema.db import connect, conninfo
 from events_schema.migrate import migrate
 from events_schema.settings import STATE_DIR, get_settings
 
@@ -39,7 +39,7 @@ def _answers(kind: str, url: str) -> bool:
 
             redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         return True
-    except Exception:  # whatever the reason, it is not usable: say so in the header
+    except Exception:  # whatever the reason, it is not usable: say so in the header  # noqa: BLE001
         return False
 
 
@@ -59,7 +59,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _servers_lines() -> list[str]:
     settings = get_settings()
     lines = []
-    for kind, url in (("postgres", settings.database_url), ("redis", os.environ.get("REDIS_URL") or settings.redis_url)):
+    for kind, url in (
+        ("postgres", settings.database_url),
+        ("redis", os.environ.get("REDIS_URL") or settings.redis_url),
+    ):
         if _answers(kind, url):
             where = "answering"
         elif kind == "redis" and os.environ.get("REDIS_URL"):

@@ -37,7 +37,9 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     """The top-level parser; only the chosen command's module is imported (and can fail)."""
     parser = argparse.ArgumentParser(prog="python -m worker", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("services", help="start/stop/show/remove the embedded database and broker (up|down|status|purge)")
+    commands.add_parser(
+        "services", help="start/stop/show/remove the embedded database and broker (up|down|status|purge)"
+    )
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
         if name == command:

@@ -6,12 +6,12 @@ freeze Python's clock and a decision at a given instant is the same on any serve
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utc_now() -> datetime:
     """Now, from Python's clock (which freezegun can freeze), in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_instant(value: str | None) -> datetime:
@@ -21,4 +21,4 @@ def parse_instant(value: str | None) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError(f"as_of {value!r} has no UTC offset; ambiguous")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)

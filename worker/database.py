@@ -53,10 +53,9 @@ def act_as_service_role(conn: psycopg.Connection) -> None:
 @contextmanager
 def service_transaction(url: str | None = None) -> Iterator[psycopg.Connection]:
     """A transaction acting as the service role; commits on success, rolls back on error."""
-    with connection(url) as conn:
-        with conn.transaction():
-            act_as_service_role(conn)
-            yield conn
+    with connection(url) as conn, conn.transaction():
+        act_as_service_role(conn)
+        yield conn
 
 
 def dispose_engines() -> None:

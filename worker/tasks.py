@@ -53,8 +53,13 @@ def scan_inactive(
 
     started = time.monotonic()
     # The task id owns the scan's leases: a re-delivery after a lost worker takes them back at once.
-    summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full,
-                       owner=f"task {scan_inactive.request.id}" if scan_inactive.request.id else None)
+    summary = run_scan(
+        parse_instant(as_of),
+        rule_names=rules,
+        dry_run=dry_run,
+        full=full,
+        owner=f"task {scan_inactive.request.id}" if scan_inactive.request.id else None,
+    )
     logger.info("scan_inactive %s", summary.log_line())
     result = summary.as_dict()
     metrics.record_scan(result, time.monotonic() - started)
@@ -73,25 +78,41 @@ def _fan_out(as_of: str, rules: list[str] | None, dry_run: bool, full: bool | No
     if not dry_run and (note := reserve(rules, [f"task {t}" for t in task_ids], scan_id)):
         logger.warning("scan_inactive %s", note)
         return {"scan_id": scan_id, "as_of": as_of, "shards": count, "ran": False, "note": note}
-    header = [scan_inactive_shard.s(as_of, rules, dry_run, full, index, count).set(task_id=task_id)
-              for index, task_id in enumerate(task_ids)]
+    header = [
+        scan_inactive_shard.s(as_of, rules, dry_run, full, index, count).set(task_id=task_id)
+        for index, task_id in enumerate(task_ids)
+    ]
     merged = chord(header)(scan_inactive_merge.s())
     logger.info("scan_inactive %s as_of=%s: %d shards sent, summary %s", scan_id, as_of, count, merged.id)
-    return {"scan_id": scan_id, "as_of": as_of, "shards": count, "ran": True, "note": "", "summary_id": merged.id,
-            "shard_task_ids": task_ids}
+    return {
+        "scan_id": scan_id,
+        "as_of": as_of,
+        "shards": count,
+        "ran": True,
+        "note": "",
+        "summary_id": merged.id,
+        "shard_task_ids": task_ids,
+    }
 
 
 @app.task(name="scan_inactive_shard", **RETRY_ON_DATABASE_ERRORS)
-def scan_inactive_shard(as_of: str, rules: list[str] | None, dry_run: bool, full: bool | None,
-                        index: int, count: int) -> dict[str, Any]:
+def scan_inactive_shard(
+    as_of: str, rules: list[str] | None, dry_run: bool, full: bool | None, index: int, count: int
+) -> dict[str, Any]:
     """One shard of a sharded scan: idempotent (the lease is this task id's; one nudge per
     episode), re-delivered when its worker dies and retried on its own when the database drops."""
     from worker.scan.scanner import run_scan
     from worker.scan.shards import Shard
 
     started = time.monotonic()
-    summary = run_scan(parse_instant(as_of), rule_names=rules, dry_run=dry_run, full=full,
-                       owner=f"task {scan_inactive_shard.request.id}", shard=Shard(index, count))
+    summary = run_scan(
+        parse_instant(as_of),
+        rule_names=rules,
+        dry_run=dry_run,
+        full=full,
+        owner=f"task {scan_inactive_shard.request.id}",
+        shard=Shard(index, count),
+    )
     logger.info("scan_inactive_shard %d/%d %s", index, count, summary.log_line())
     result = summary.as_dict()
     metrics.record_scan(result, time.monotonic() - started)
@@ -104,8 +125,13 @@ def scan_inactive_merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     from worker.scan.shards import merge
 
     merged = merge(summaries)
-    logger.info("scan_inactive %d shards at %s: ran=%s nudged=%d", merged["shards"], merged["as_of"],
-                merged["ran"], merged["nudged"])
+    logger.info(
+        "scan_inactive %d shards at %s: ran=%s nudged=%d",
+        merged["shards"],
+        merged["as_of"],
+        merged["ran"],
+        merged["nudged"],
+    )
     return merged
 
 
@@ -126,7 +152,10 @@ def import_events(
     from worker.ingest.importer import import_batch
 
     summary = import_batch(
-        batch, batch_id=batch_id, positions=positions, unparsed=unparsed,
+        batch,
+        batch_id=batch_id,
+        positions=positions,
+        unparsed=unparsed,
         now=parse_instant(now) if now else None,
     )
     logger.info("import_events %s", summary.log_line())

@@ -11,10 +11,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from events_schema.analytics.report import Range, Result, Row  # noqa: E402
+from events_schema.analytics.report import Range, Result, Row
 
 
 def _heatmap(ax: plt.Axes, rows: list[Row]) -> None:
@@ -31,8 +31,9 @@ def _heatmap(ax: plt.Axes, rows: list[Row]) -> None:
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if value < 60 else "black")
+            ax.text(
+                j, i, f"{value:.0f}", ha="center", va="center", fontsize=8, color="white" if value < 60 else "black"
+            )
     sizes = {r["cohort_week"]: r["cohort_size"] for r in rows}
     ax.set_yticks(range(len(cohorts)), [f"{c:%Y-%m-%d} (n={sizes[c]})" for c in cohorts], fontsize=8)
     ax.set_xticks(range(len(offsets)), [f"wk {k}" for k in offsets], fontsize=8)
@@ -59,8 +60,7 @@ def _nudges(ax: plt.Axes, rows: list[Row]) -> None:
             t[key] = t.get(key, 0) + r[key]
     rules = sorted({rule for rule, _ in totals})
     if not rules:
-        ax.text(0.5, 0.5, "no nudges or held users in the range", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no nudges or held users in the range", ha="center", va="center", transform=ax.transAxes)
         return
     slots = [(rule, hours) for rule in rules for hours in (24, 72)]
     x = np.arange(len(slots))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -22,13 +22,26 @@ def _date(text: str) -> date:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     span = parser.add_mutually_exclusive_group()
-    span.add_argument("--weeks", type=whole_number(1), metavar="N", help="the last N ISO weeks, this one included (default 8)")
-    span.add_argument("--from", dest="start", type=_date, metavar="DATE",
-                      help="first day of the range (its ISO week is the first)")
-    parser.add_argument("--to", dest="end", type=_date, metavar="DATE",
-                        help="last day of the range, included (with --from; default: up to now)")
-    parser.add_argument("--as-of", type=instant, default=None, metavar="ISO",
-                        help="the instant the report is made at (default: now); later data is ignored")
+    span.add_argument(
+        "--weeks", type=whole_number(1), metavar="N", help="the last N ISO weeks, this one included (default 8)"
+    )
+    span.add_argument(
+        "--from", dest="start", type=_date, metavar="DATE", help="first day of the range (its ISO week is the first)"
+    )
+    parser.add_argument(
+        "--to",
+        dest="end",
+        type=_date,
+        metavar="DATE",
+        help="last day of the range, included (with --from; default: up to now)",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=instant,
+        default=None,
+        metavar="ISO",
+        help="the instant the report is made at (default: now); later data is ignored",
+    )
     parser.add_argument("--csv", type=Path, metavar="DIR", help="write each result as DIR/<name>.csv")
     parser.add_argument("--png", type=Path, metavar="PATH", help="draw the charts into this PNG")
 
@@ -37,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.end is not None and args.start is None:
         print("error: --to needs --from", file=sys.stderr)
         return 2
-    as_of = args.as_of or datetime.now(timezone.utc)
+    as_of = args.as_of or datetime.now(UTC)
     try:
         period = report_range(as_of, args.weeks, args.start, args.end)
         results = collect(args.database_url, period)

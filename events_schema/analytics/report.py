@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -63,20 +63,21 @@ class Range:
 
 
 def _monday(day: date) -> datetime:
-    return datetime.combine(day - timedelta(days=day.weekday()), time(), timezone.utc)
+    return datetime.combine(day - timedelta(days=day.weekday()), time(), UTC)
 
 
-def report_range(as_of: datetime, weeks: int | None = None, start: date | None = None,
-                 end: date | None = None) -> Range:
+def report_range(
+    as_of: datetime, weeks: int | None = None, start: date | None = None, end: date | None = None
+) -> Range:
     """The last `weeks` ISO weeks up to `as_of`, or the weeks from `start` through day `end`.
 
     Either way the range never reaches past `as_of`: later cells are the future, shown as NULL.
     """
-    as_of = as_of.astimezone(timezone.utc)
+    as_of = as_of.astimezone(UTC)
     if start is None:
         first = _monday(as_of.date()) - timedelta(weeks=(weeks or 8) - 1)
         return Range(first, as_of, as_of)
-    last = datetime.combine(end, time(), timezone.utc) + timedelta(days=1) if end else as_of
+    last = datetime.combine(end, time(), UTC) + timedelta(days=1) if end else as_of
     if end is not None and end < start:
         raise ReportError(f"--to {end} is before --from {start}")
     first = _monday(start)
@@ -112,8 +113,7 @@ def _plain(value: Any) -> Any:
     return float(value) if isinstance(value, Decimal) else value
 
 
-def run_queries(conn: psycopg.Connection, params: dict[str, Any],
-                stream: TextIO | None = None) -> dict[str, Result]:
+def run_queries(conn: psycopg.Connection, params: dict[str, Any], stream: TextIO | None = None) -> dict[str, Result]:
     """Every analytics query on `conn` (inside an analyst transaction), with a progress line."""
     progress = Progress(len(QUERIES), "report", stream)
     results: dict[str, Result] = {}
@@ -135,7 +135,6 @@ def collect(url: str | None, period: Range, stream: TextIO | None = None) -> dic
     settings = get_settings()
     grace = timedelta(seconds=2 * settings.scan_interval_seconds)
     params = parameters(period, settings.nudge_rules, grace)
-    with connect(url) as conn:
-        with conn.transaction():
-            analyst_transaction(conn)
-            return run_queries(conn, params, stream)
+    with connect(url) as conn, conn.transaction():
+        analyst_transaction(conn)
+        return run_queries(conn, params, stream)

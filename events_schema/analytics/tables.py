@@ -38,11 +38,13 @@ def retention_grid(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
 
 def aligned(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> list[str]:
     """Columns padded to their widest cell; the first `left` columns left-aligned, numbers right."""
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).ljust(w) if i < left else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ).rstrip()
 
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
@@ -64,17 +66,28 @@ def nudge_lines(rows: list[Row]) -> list[str]:
     def share(value: float | None) -> str:
         return NULL_CELL if value is None else f"{percent(value)}%"
 
-    shown = [[_day(r["week_start"]), r["rule"], r["group"], str(r["members"]),
-              share(r["share_24h"]), str(r["observed_24h"]), share(r["share_72h"]), str(r["observed_72h"])]
-             for r in rows]
+    shown = [
+        [
+            _day(r["week_start"]),
+            r["rule"],
+            r["group"],
+            str(r["members"]),
+            share(r["share_24h"]),
+            str(r["observed_24h"]),
+            share(r["share_72h"]),
+            str(r["observed_72h"]),
+        ]
+        for r in rows
+    ]
     header = ["week of", "rule", "group", "members", "back 24h", "of", "back 72h", "of"]
     return aligned(header, shown, left=3)
 
 
 def render(results: dict[str, Result], period: Range) -> str:
     """The terminal report: retention first (the question), then weekly actives and nudges."""
-    partial = "" if period.end.weekday() == 0 and period.end.time() == datetime.min.time() else (
-        "; the last week is partial")
+    partial = (
+        "" if period.end.weekday() == 0 and period.end.time() == datetime.min.time() else ("; the last week is partial")
+    )
     out = [
         f"Weekly retention by sign-up cohort, {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d %H:%M} UTC"
         f" (ISO weeks{partial}; '-' = week not reached yet)",
@@ -82,7 +95,7 @@ def render(results: dict[str, Result], period: Range) -> str:
     ]
     retention, nudges = results["retention"].rows, results["nudge_effect"].rows
     out += retention_lines(retention) if retention else ["(no sign-ups in the range)"]
-    out += ["", "Weekly active users", ""] + weekly_active_lines(results["weekly_active"].rows)
+    out += ["", "Weekly active users", "", *weekly_active_lines(results["weekly_active"].rows)]
     out += ["", "Nudges: share back within 24 h / 72 h, nudged vs. due but held ('of' = windows ended)", ""]
     out += nudge_lines(nudges) if nudges else ["(no nudges or held users)"]
     return "\n".join(out)

@@ -23,7 +23,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -121,8 +121,11 @@ class _Auditor:
         """Exactly `expected`; rows missing count only when nothing leaked (a limit may cut them)."""
         extra, missing = outcome.ids - expected, expected - outcome.ids
         self.expect(not extra, f"{who} read rows beyond {what} ({len(extra)} seen)")
-        self.expect(bool(extra) or (not missing and outcome.sqlstate is None),
-                    f"{who} could not read {what} ({outcome.describe()})", leak=False)
+        self.expect(
+            bool(extra) or (not missing and outcome.sqlstate is None),
+            f"{who} could not read {what} ({outcome.describe()})",
+            leak=False,
+        )
 
     def user(self, number: int, user_id: uuid.UUID) -> None:
         who, claims = f"user {number} ({user_id})", claims_for("authenticated", user_id)
@@ -158,8 +161,12 @@ class _Auditor:
         who, every = "service_role", self.fixtures.every
         attempt = self.requests("service_role", claims_for("service_role"))
         self.reads(who, attempt("audit_read_ids", ids=list(every)), every, "every row, soft-deleted too")
-        system_event = {"user_id": self.fixtures.users[0], "ahead": "0", "event_type": self.reserved[0],
-                        "is_deleted": False}
+        system_event = {
+            "user_id": self.fixtures.users[0],
+            "ahead": "0",
+            "event_type": self.reserved[0],
+            "is_deleted": False,
+        }
         self.must(who, "log a system event for a user", attempt("audit_insert_event", **system_event))
         one = [next(iter(every))]
         self.must(who, "update an event", attempt("audit_update_ids", ids=one))
@@ -168,18 +175,30 @@ class _Auditor:
 
 def _create_fixtures(conn: psycopg.Connection, count: int) -> Fixtures:
     users = [uuid.uuid4() for _ in range(count)]
-    rows = [(uuid.uuid4(), user, minutes, event_type, json.dumps(value), deleted)
-            for user in users for event_type, value, minutes, deleted in FIXTURE_EVENTS]
+    rows = [
+        (uuid.uuid4(), user, minutes, event_type, json.dumps(value), deleted)
+        for user in users
+        for event_type, value, minutes, deleted in FIXTURE_EVENTS
+    ]
     # The engine's nudge: users read it but may never write one.
-    rows += [(uuid.uuid4(), user, 30, "nudge_sent", json.dumps({"rule": "rls_audit", "user": str(user)}), False)
-             for user in users]
-    ids, user_ids, minutes_ago, event_types, values, deleted = map(list, zip(*rows))
+    rows += [
+        (uuid.uuid4(), user, 30, "nudge_sent", json.dumps({"rule": "rls_audit", "user": str(user)}), False)
+        for user in users
+    ]
+    ids, user_ids, minutes_ago, event_types, values, deleted = map(list, zip(*rows, strict=False))
     try:
-        conn.execute(query("audit_create_users"), {"ids": users, "signed_up_at": datetime.now(timezone.utc)})
-        conn.execute(query("audit_create_events"), {
-            "ids": ids, "user_ids": user_ids, "minutes_ago": minutes_ago,
-            "event_types": event_types, "values": values, "deleted": deleted,
-        })
+        conn.execute(query("audit_create_users"), {"ids": users, "signed_up_at": datetime.now(UTC)})
+        conn.execute(
+            query("audit_create_events"),
+            {
+                "ids": ids,
+                "user_ids": user_ids,
+                "minutes_ago": minutes_ago,
+                "event_types": event_types,
+                "values": values,
+                "deleted": deleted,
+            },
+        )
     except errors.Error as exc:
         raise AuditError(
             f"cannot create the throwaway users and events as {conn.info.user}: "

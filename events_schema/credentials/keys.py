@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -35,16 +35,18 @@ def mint(secret: str, role: str, issued_at: datetime, lifetime: timedelta) -> st
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--years", type=whole_number(1), default=10, help="how long the keys stay valid (default 10)")
-    parser.add_argument("--json", action="store_true", help="print {\"ANON_KEY\": ..., \"SERVICE_ROLE_KEY\": ...}")
+    parser.add_argument("--json", action="store_true", help='print {"ANON_KEY": ..., "SERVICE_ROLE_KEY": ...}')
 
 
 def run(args: argparse.Namespace) -> int:
     secret = get_settings().jwt_secret
     if secret is None:
-        print("error: JWT_SECRET is not set (at least 32 characters; PostgREST verifies the keys with it)",
-              file=sys.stderr)
+        print(
+            "error: JWT_SECRET is not set (at least 32 characters; PostgREST verifies the keys with it)",
+            file=sys.stderr,
+        )
         return 2
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     keys = {name: mint(secret, role, now, timedelta(days=365 * args.years)) for name, role in KEY_ROLES.items()}
     if args.json:
         print(json.dumps(keys))

@@ -43,8 +43,9 @@ class LoginsError(RuntimeError):
 def set_password(conn: psycopg.Connection, role: str, password: str) -> None:
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
     try:
-        conn.execute(sql.SQL(query("logins_set_password")).format(
-            role=sql.Identifier(role), verifier=sql.Literal(verifier)))
+        conn.execute(
+            sql.SQL(query("logins_set_password")).format(role=sql.Identifier(role), verifier=sql.Literal(verifier))
+        )
     except psycopg.errors.Error as exc:
         detail = exc.diag.message_primary or str(exc).strip()
         raise LoginsError(f"cannot set the password of {role}: {detail} (run `migrate` first, as the owner)") from exc

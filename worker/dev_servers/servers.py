@@ -51,8 +51,7 @@ START_TIMEOUT = 30
 def postgres_answers(url: str, timeout: float = 2) -> bool:
     """Whether a PostgreSQL server accepts a login at url (a SQLAlchemy or libpq URL)."""
     try:
-        with psycopg.connect(conninfo(url), connect_timeout=max(1, math.ceil(timeout)),
-                             autocommit=True) as conn:
+        with psycopg.connect(conninfo(url), connect_timeout=max(1, math.ceil(timeout)), autocommit=True) as conn:
             conn.execute("select 1")
     except (psycopg.Error, ArgumentError, ValueError):
         return False
@@ -93,8 +92,11 @@ def _pg_running(data_dir: Path, account: Account) -> bool:
 
 
 def _pg_stop(data_dir: Path, account: Account) -> None:
-    _run([_pg_tool("pg_ctl", account), "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", str(START_TIMEOUT)],
-         "could not stop the embedded PostgreSQL", account)
+    _run(
+        [_pg_tool("pg_ctl", account), "stop", "-D", str(data_dir), "-m", "fast", "-w", "-t", str(START_TIMEOUT)],
+        "could not stop the embedded PostgreSQL",
+        account,
+    )
 
 
 def _pg_start(state_dir: Path, data_dir: Path, account: Account) -> int:
@@ -107,10 +109,24 @@ def _pg_start(state_dir: Path, data_dir: Path, account: Account) -> int:
     with open(log, "ab") as log_file:
         try:
             result = subprocess.run(
-                [_pg_tool("pg_ctl", account), "start", "-w", "-t", str(START_TIMEOUT),
-                 "-D", str(data_dir), "-o", options],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, cwd="/",
-                env=_server_env(), timeout=START_TIMEOUT + 10, **account.popen_kwargs(),
+                [
+                    _pg_tool("pg_ctl", account),
+                    "start",
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT),
+                    "-D",
+                    str(data_dir),
+                    "-o",
+                    options,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd="/",
+                env=_server_env(),
+                timeout=START_TIMEOUT + 10,
+                **account.popen_kwargs(),
             )
         except (OSError, subprocess.SubprocessError) as exc:
             raise ServiceError(f"could not start the embedded PostgreSQL: {exc}") from exc
@@ -132,8 +148,21 @@ def ensure_postgres(state_dir: Path) -> str:
         _require_reachable(Path(_pg_tool("postgres", account)), account, "the PostgreSQL binary")
         _private_dir(data_dir, account)
         if not (data_dir / "PG_VERSION").exists():
-            _run([_pg_tool("initdb", account), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--no-locale", "--no-instructions"], "initdb failed", account)
+            _run(
+                [
+                    _pg_tool("initdb", account),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-instructions",
+                ],
+                "initdb failed",
+                account,
+            )
         port = _pg_start(state_dir, data_dir, account)
         try:
             with psycopg.connect(conninfo(_pg_url(port, "postgres")), autocommit=True) as conn:
@@ -178,10 +207,31 @@ def ensure_broker(state_dir: Path) -> str:
         port = _choose_port(state_dir / "valkey.port")
         # Valkey daemonizes itself (fork + setsid), writes valkey.pid once listening and removes it
         # on a clean exit. No persistence: the broker's state is only in-flight messages.
-        _run([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-              "--save", "", "--appendonly", "no", "--dir", str(work_dir), "--daemonize", "yes",
-              "--pidfile", str(work_dir / "valkey.pid"), "--logfile", str(work_dir / "valkey.log")],
-             "could not start the embedded Valkey", account)
+        _run(
+            [
+                str(binary),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(work_dir),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(work_dir / "valkey.pid"),
+                "--logfile",
+                str(work_dir / "valkey.log"),
+            ],
+            "could not start the embedded Valkey",
+            account,
+        )
         deadline = time.monotonic() + 10
         pid_file = work_dir / "valkey.pid"
         while _process_of(pid_file, "valkey-server") is None or not broker_answers(_redis_url(port)):
@@ -190,5 +240,3 @@ def ensure_broker(state_dir: Path) -> str:
                 raise ServiceError(f"the embedded Valkey did not answer ({_gist(_tail(log))}); log: {log}")
             time.sleep(0.05)
         return _redis_url(port)
-
-

@@ -95,8 +95,10 @@ def mark_stopped(state_dir: Path) -> None:
         return
     text = target.read_text()
     if not text.startswith(SERVICES_STOPPED_MARK):
-        target.write_text(f"{SERVICES_STOPPED_MARK} `services down` stopped these servers; "
-                          "commands fail against them rather than reach others\n" + text)
+        target.write_text(
+            f"{SERVICES_STOPPED_MARK} `services down` stopped these servers; "
+            "commands fail against them rather than reach others\n" + text
+        )
 
 
 def _stop_watchdog(state_dir: Path) -> None:
@@ -145,10 +147,21 @@ def start_watchdog(state_dir: Path, parent: int) -> None:
         _stop_watchdog(state_dir)  # one watchdog per state folder: the newest launcher owns the servers
         with open(state_dir / "watchdog.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "worker.dev_servers.services", "watchdog",
-                 "--parent", str(parent), "--state-dir", str(state_dir)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                cwd=IMPORT_ROOT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "worker.dev_servers.services",
+                    "watchdog",
+                    "--parent",
+                    str(parent),
+                    "--state-dir",
+                    str(state_dir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=IMPORT_ROOT,
+                start_new_session=True,
             )
         assert proc.stdout is not None
         ready = proc.stdout.readline()
@@ -163,8 +176,7 @@ def _watch(state_dir: Path, parent: int) -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nobody reads the pipe any more
     while command_line(parent) is not None:
         time.sleep(WATCH_INTERVAL)
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} process {parent} is gone; stopping the services",
-          file=sys.stderr)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} process {parent} is gone; stopping the services", file=sys.stderr)
     stop_all(state_dir)
 
 
@@ -187,8 +199,10 @@ def purge(state_dir: Path, everything: bool) -> list[str]:
     root = embedded_runtime.RUNTIME_ROOT
     others = sorted((root / "servers").iterdir()) if (root / "servers").is_dir() else []
     if others:
-        raise ServiceError(f"{len(others)} other state folder(s) keep servers under {root / 'servers'} "
-                           f"(e.g. {others[0].name}); purge them from their checkouts first")
+        raise ServiceError(
+            f"{len(others)} other state folder(s) keep servers under {root / 'servers'} "
+            f"(e.g. {others[0].name}); purge them from their checkouts first"
+        )
     if root.exists():
         shutil.rmtree(root)
         removed.append(str(root))
@@ -198,8 +212,9 @@ def purge(state_dir: Path, everything: bool) -> list[str]:
         return removed
     running = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _owned_by(p, uid)]
     if running:
-        raise ServiceError(f"user {embedded_runtime.SERVICE_USER} still runs process(es) {', '.join(running[:5])}; "
-                           "stop them first")
+        raise ServiceError(
+            f"user {embedded_runtime.SERVICE_USER} still runs process(es) {', '.join(running[:5])}; stop them first"
+        )
     subprocess.run(["userdel", embedded_runtime.SERVICE_USER], check=True, capture_output=True)
     removed.append(f"system user {embedded_runtime.SERVICE_USER}")
     return removed
@@ -248,8 +263,7 @@ def _up(state_dir: Path, watch_parent: int | None) -> int:
     write_services_env(state_dir, embedded_db, embedded_broker)
     if embedded_db or embedded_broker:
         home = runtime_home(state_dir) if runtime_home(state_dir).exists() else state_dir
-        print(f"embedded servers' data and logs: {home} (remove all: python -m worker services purge)",
-              file=sys.stderr)
+        print(f"embedded servers' data and logs: {home} (remove all: python -m worker services purge)", file=sys.stderr)
     print(f"DATABASE_URL={database_url or embedded_db}")
     print(f"REDIS_URL={redis_url or embedded_broker}")
     return 0
@@ -275,22 +289,28 @@ def _status(state_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`up [--watch-parent PID]`, `down`, `status`; errors are one line on stderr and exit 1."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--state-dir", type=Path, default=STATE_DIR,
-                        help="where the servers keep data, ports, pid files and logs")
+    common.add_argument(
+        "--state-dir", type=Path, default=STATE_DIR, help="where the servers keep data, ports, pid files and logs"
+    )
     parser = argparse.ArgumentParser(prog="python -m worker services", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", parents=[common], description=DESCRIPTION,
-                             help="start what DATABASE_URL / REDIS_URL do not configure")
+    up = commands.add_parser(
+        "up", parents=[common], description=DESCRIPTION, help="start what DATABASE_URL / REDIS_URL do not configure"
+    )
     up.add_argument("--watch-parent", type=int, metavar="PID", help="stop the servers when this process dies")
     commands.add_parser("down", parents=[common], help="stop the embedded servers (their data stays)")
     purge_parser = commands.add_parser(
-        "purge", parents=[common], help="stop the servers and delete their data, logs and the state folder")
-    purge_parser.add_argument("--all", action="store_true", dest="everything",
-                              help=f"as root, also {embedded_runtime.RUNTIME_ROOT} (program copies shared by "
-                                   f"every checkout) and the system user {embedded_runtime.SERVICE_USER}")
+        "purge", parents=[common], help="stop the servers and delete their data, logs and the state folder"
+    )
+    purge_parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="everything",
+        help=f"as root, also {embedded_runtime.RUNTIME_ROOT} (program copies shared by "
+        f"every checkout) and the system user {embedded_runtime.SERVICE_USER}",
+    )
     commands.add_parser("status", parents=[common], help="show the URLs and whether they answer")
-    watchdog = commands.add_parser("watchdog", parents=[common],
-                                   help="internal: started by up --watch-parent")
+    watchdog = commands.add_parser("watchdog", parents=[common], help="internal: started by up --watch-parent")
     watchdog.add_argument("--parent", type=int, required=True)
     args = parser.parse_args(argv)
     state_dir = args.state_dir.absolute()
@@ -312,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ServiceError as exc:
         message = str(exc)
-    except Exception as exc:  # the CLI promises one line, never a traceback
+    except Exception as exc:  # the CLI promises one line, never a traceback  # noqa: BLE001
         message = f"unexpected {type(exc).__name__}: {exc}"
     print(f"services: {' '.join(message.split())}", file=sys.stderr)
     return 1
@@ -320,4 +340,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

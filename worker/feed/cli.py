@@ -32,16 +32,27 @@ def _event_type(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user", type=UUID, metavar="ID",
-                        help="read as this user (their JWT claims): only what RLS lets them see")
-    parser.add_argument("--type", dest="event_types", type=_event_type, nargs="+", action="extend",
-                        metavar="T", help="only these event types")
-    parser.add_argument("--since", metavar="CURSOR",
-                        help="carry on after this cursor, or 'beginning' for all events (default: now)")
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON object per line, each with its cursor")
-    parser.add_argument("--any-type", action="store_true",
-                        help="accept --type values no event has had yet (a type about to be introduced)")
+    parser.add_argument(
+        "--user", type=UUID, metavar="ID", help="read as this user (their JWT claims): only what RLS lets them see"
+    )
+    parser.add_argument(
+        "--type",
+        dest="event_types",
+        type=_event_type,
+        nargs="+",
+        action="extend",
+        metavar="T",
+        help="only these event types",
+    )
+    parser.add_argument(
+        "--since", metavar="CURSOR", help="carry on after this cursor, or 'beginning' for all events (default: now)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line, each with its cursor")
+    parser.add_argument(
+        "--any-type",
+        action="store_true",
+        help="accept --type values no event has had yet (a type about to be introduced)",
+    )
 
 
 def _unknown_types(url: str, event_types: list[str]) -> list[str]:
@@ -55,8 +66,7 @@ def _unknown_types(url: str, event_types: list[str]) -> list[str]:
 def _text_line(event: FeedEvent) -> str:
     deleted = "  (deleted)" if event.is_deleted else ""
     value = json.dumps(event.value, separators=(",", ":"), sort_keys=True)
-    return (f"{event.timestamp.isoformat()}  {event.event_type}  "
-            f"user={event.user_id}  {value}{deleted}")
+    return f"{event.timestamp.isoformat()}  {event.event_type}  user={event.user_id}  {value}{deleted}"
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -72,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
     if args.event_types and not args.any_type:
         unknown = _unknown_types(feed.url, args.event_types)
         if unknown:
-            print(f"error: no event has had type {', '.join(map(repr, unknown))} yet; check the spelling, "
-                  "or pass --any-type to wait for it", file=sys.stderr)
+            print(
+                f"error: no event has had type {', '.join(map(repr, unknown))} yet; check the spelling, "
+                "or pass --any-type to wait for it",
+                file=sys.stderr,
+            )
             return 2
     try:
         subscription = feed.subscribe(user_id=args.user, event_types=args.event_types, since=since)

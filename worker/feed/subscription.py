@@ -105,8 +105,10 @@ class Cursor:
             numbers = iter(_read_varints(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))))
             version = next(numbers)
             if version == 1:
-                raise FeedError("this cursor is from the feed's earlier log table, dropped by migration "
-                                "20261126100400; resume from a fresh cursor (or from the beginning)")
+                raise FeedError(
+                    "this cursor is from the feed's earlier log table, dropped by migration "
+                    "20261126100400; resume from a fresh cursor (or from the beginning)"
+                )
             if version != CURSOR_VERSION:
                 raise ValueError("unknown cursor version")
             base = _read_snapshot(numbers, next(numbers))
@@ -181,9 +183,13 @@ class FeedEvent:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "cursor": self.cursor, "id": str(self.id), "user_id": str(self.user_id),
-            "timestamp": self.timestamp.isoformat(), "event_type": self.event_type,
-            "value": self.value, "is_deleted": self.is_deleted,
+            "cursor": self.cursor,
+            "id": str(self.id),
+            "user_id": str(self.user_id),
+            "timestamp": self.timestamp.isoformat(),
+            "event_type": self.event_type,
+            "value": self.value,
+            "is_deleted": self.is_deleted,
         }
 
 
@@ -196,8 +202,9 @@ class Feed:
     trusts NOTIFY before it looks anyway (a lost notification, a dropped connection).
     """
 
-    def __init__(self, url: str | None = None, *, page_size: int = 500,
-                 poll_interval: float = 1.0, linger: float = 0.005) -> None:
+    def __init__(
+        self, url: str | None = None, *, page_size: int = 500, poll_interval: float = 1.0, linger: float = 0.005
+    ) -> None:
         # LISTEN and the handshake lock belong to one server session: never a transaction pooler.
         self.url = url or get_settings().session_url
         self.url_setting = "the feed's URL" if url else session_setting()
@@ -205,8 +212,9 @@ class Feed:
         self.poll_interval = poll_interval
         self.linger = linger
 
-    def subscribe(self, user_id: UUID | str | None = None, event_types: Sequence[str] | None = None,
-                  since: str | None = None) -> Subscription:
+    def subscribe(
+        self, user_id: UUID | str | None = None, event_types: Sequence[str] | None = None, since: str | None = None
+    ) -> Subscription:
         """Events committed after `since` (a cursor; None: from now on; BEGINNING: all).
 
         With `user_id`, reads as that user (role `authenticated`, their JWT claims), so RLS
@@ -230,8 +238,9 @@ class Subscription:
     Close it (or use it as a context manager) to release its connection.
     """
 
-    def __init__(self, feed: Feed, role: str, claims: dict[str, Any],
-                 event_types: list[str] | None, cursor: Cursor | None) -> None:
+    def __init__(
+        self, feed: Feed, role: str, claims: dict[str, Any], event_types: list[str] | None, cursor: Cursor | None
+    ) -> None:
         self._feed = feed
         self._role = role
         self._claims = claims
@@ -418,18 +427,25 @@ class Subscription:
         # rows are read once the pipeline has synced.
         with conn.pipeline(), request(conn, self._role, self._claims):
             conn.execute(query("feed_plan_by_index"))
-            result = conn.execute(query("feed_fetch"), {
-                "target": None if cursor.target is None else str(cursor.target),
-                "after_xid": str(after_xid), "after_seq": after_seq,
-                "base_xip": [str(x) for x in base.xip if x > after_xid],
-                "range_from": str(max(base.xmax, after_xid + 1)),
-                "event_types": self._event_types, "page_size": self._feed.page_size,
-            })
+            result = conn.execute(
+                query("feed_fetch"),
+                {
+                    "target": None if cursor.target is None else str(cursor.target),
+                    "after_xid": str(after_xid),
+                    "after_seq": after_seq,
+                    "base_xip": [str(x) for x in base.xip if x > after_xid],
+                    "range_from": str(max(base.xmax, after_xid + 1)),
+                    "event_types": self._event_types,
+                    "page_size": self._feed.page_size,
+                },
+            )
         rows = result.fetchall()
         target = Snapshot.parse(rows[0][0])
         if target.xmax < base.xmax:
-            raise FeedError("the cursor is ahead of this database (restored from a dump, or another "
-                            "server?); resume from a fresh cursor")
+            raise FeedError(
+                "the cursor is ahead of this database (restored from a dump, or another "
+                "server?); resume from a fresh cursor"
+            )
         rows = [row[1:] for row in rows if row[1] is not None]
         full = len(rows) == self._feed.page_size
         page = []

@@ -73,10 +73,15 @@ def scans(conn: psycopg.Connection, settings: Settings, now: datetime) -> list[C
     keys = {rule: [state_key(rule, Shard(i, count)) for i in range(count)] for rule in rules}
     with conn.transaction():
         act_as_service_role(conn)
-        found = {row[0]: row[1:] for row in conn.execute(
-            query("health_scan_state"), {"rules": [k for ks in keys.values() for k in ks]})}
-    state = {rule: (min(found[k][0] for k in ks), min(found[k][1] for k in ks))
-             for rule, ks in keys.items() if all(k in found for k in ks)}
+        found = {
+            row[0]: row[1:]
+            for row in conn.execute(query("health_scan_state"), {"rules": [k for ks in keys.values() for k in ks]})
+        }
+    state = {
+        rule: (min(found[k][0] for k in ks), min(found[k][1] for k in ks))
+        for rule, ks in keys.items()
+        if all(k in found for k in ks)
+    }
     every = timedelta(seconds=settings.scan_interval_seconds)
     reconcile = timedelta(hours=settings.reconcile_interval_hours)
     checks = []
@@ -93,13 +98,21 @@ def scans(conn: psycopg.Connection, settings: Settings, now: datetime) -> list[C
             problems.append(f"reconciliation overdue: expected every {_ago(reconcile)}")
         if age < timedelta(0):
             problems.append("the last scan's instant is ahead of this clock")
-        detail = (f"last scan {last:%Y-%m-%d %H:%M} UTC ({_ago(age)} ago), "
-                  f"last full scan {_ago(full_age)} ago")
-        checks.append(Check(
-            f"scan {rule}", not problems, detail + "".join(f"; {p}" for p in problems),
-            {"rule": rule, "last_scan": last.isoformat(), "last_full_scan": last_full.isoformat(),
-             "seconds_since_scan": round(age.total_seconds()), "overdue": bool(problems)},
-        ))
+        detail = f"last scan {last:%Y-%m-%d %H:%M} UTC ({_ago(age)} ago), last full scan {_ago(full_age)} ago"
+        checks.append(
+            Check(
+                f"scan {rule}",
+                not problems,
+                detail + "".join(f"; {p}" for p in problems),
+                {
+                    "rule": rule,
+                    "last_scan": last.isoformat(),
+                    "last_full_scan": last_full.isoformat(),
+                    "seconds_since_scan": round(age.total_seconds()),
+                    "overdue": bool(problems),
+                },
+            )
+        )
     return checks
 
 
@@ -107,8 +120,10 @@ def database_checks(url: str, settings: Settings, now: datetime, timeout: float)
     try:
         conn = connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
     except DatabaseUnavailable as exc:
-        return [Check("database", False, _first_line(exc)),
-                Check("scans", False, "not checked: the database is unreachable")]
+        return [
+            Check("database", False, _first_line(exc)),
+            Check("scans", False, "not checked: the database is unreachable"),
+        ]
     with conn:
         checks = [database(conn)]
         try:
@@ -123,7 +138,7 @@ def broker(app: Celery, timeout: float) -> Check:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
-    except Exception as exc:  # any transport's failure to connect, reported as one line
+    except Exception as exc:  # any transport's failure to connect, reported as one line  # noqa: BLE001
         return Check("broker", False, f"{url} unreachable: {_first_line(exc)}", {"url": url})
     return Check("broker", True, f"{url} reachable", {"url": url})
 

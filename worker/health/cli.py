@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from events_schema.settings import get_settings
 from worker.health.checks import Check, broker, database_checks, workers
@@ -25,16 +25,20 @@ def _timeout(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print {\"healthy\": ..., \"checks\": [...]}")
-    parser.add_argument("--timeout", type=_timeout, default=5.0,
-                        help="seconds each check may wait for its server or the workers (default 5)")
+    parser.add_argument("--json", action="store_true", help='print {"healthy": ..., "checks": [...]}')
+    parser.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=5.0,
+        help="seconds each check may wait for its server or the workers (default 5)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from worker.app import app
 
     settings = get_settings()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     checks: list[Check] = database_checks(settings.engine_database_url, settings, now, args.timeout)
     broker_check = broker(app, args.timeout)
     checks.append(broker_check)
@@ -44,8 +48,11 @@ def run(args: argparse.Namespace) -> int:
         checks.append(Check("workers", False, "not checked: the broker is unreachable"))
     healthy = all(check.ok for check in checks)
     if args.json:
-        print(json.dumps({"healthy": healthy, "checked_at": now.isoformat(),
-                          "checks": [check.as_dict() for check in checks]}))
+        print(
+            json.dumps(
+                {"healthy": healthy, "checked_at": now.isoformat(), "checks": [check.as_dict() for check in checks]}
+            )
+        )
     else:
         for check in checks:
             print(f"{'ok' if check.ok else 'FAIL':4}  {check.name:20}  {check.detail}")

@@ -24,8 +24,8 @@ import sqlalchemy.exc
 
 from events_schema.progress import Progress
 from events_schema.settings import get_settings
-from worker.ingest.sources import BODY_FORMAT, FORMATS, ImportFileError, Row, file_content_id, read_body, read_rows
 from worker.ingest.importer import ImportSummary, chunks, import_rows, replay_rejected
+from worker.ingest.sources import BODY_FORMAT, FORMATS, ImportFileError, Row, file_content_id, read_body, read_rows
 
 # Longest line read at once: any valid event fits (its value may be written with \u escapes).
 LINE_LIMIT_FACTOR = 6
@@ -41,16 +41,25 @@ class EnqueueError(RuntimeError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", type=Path, help="NDJSON (one event object per line) or CSV file")
-    parser.add_argument("--format", choices=(*FORMATS, BODY_FORMAT),
-                        help="default: csv for *.csv files, else ndjson; body: a POST /rpc/import_events "
-                        "request body, imported with the ids the RPC gives its rows")
+    parser.add_argument(
+        "--format",
+        choices=(*FORMATS, BODY_FORMAT),
+        help="default: csv for *.csv files, else ndjson; body: a POST /rpc/import_events "
+        "request body, imported with the ids the RPC gives its rows",
+    )
     parser.add_argument("--batch-size", type=int, help="rows per transaction / per task (default IMPORT_CHUNK_SIZE)")
-    parser.add_argument("--batch-id", help="ids of rows without one derive from it and the line number; "
-                        "default: the hash of the file's content. Reuse it to re-run safely")
+    parser.add_argument(
+        "--batch-id",
+        help="ids of rows without one derive from it and the line number; "
+        "default: the hash of the file's content. Reuse it to re-run safely",
+    )
     parser.add_argument("--enqueue", action="store_true", help="send the batches to the workers (import_events)")
     parser.add_argument("--timeout", type=float, default=600, help="--enqueue: seconds to wait for each batch")
-    parser.add_argument("--replay-rejected", action="store_true",
-                        help="re-validate quarantined rows (of --batch-id, or all) and move those that pass")
+    parser.add_argument(
+        "--replay-rejected",
+        action="store_true",
+        help="re-validate quarantined rows (of --batch-id, or all) and move those that pass",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -58,8 +67,9 @@ def _rows_note(total: ImportSummary) -> str:
     return f"{total.inserted + total.duplicates + total.rejected:,} rows"
 
 
-def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float,
-             progress: Progress, done_bytes: Any) -> ImportSummary:
+def _enqueue(
+    rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float, progress: Progress, done_bytes: Any
+) -> ImportSummary:
     """Send chunks to `import_events` and add up their summaries, a few batches in flight."""
     from worker.tasks import app, import_events
 
@@ -76,7 +86,7 @@ def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float
         first_line, result = in_flight[0]
         try:
             outcome = result.get(timeout=timeout)
-        except Exception as exc:  # whatever the worker raised, re-created here, or the timeout
+        except Exception as exc:  # whatever the worker raised, re-created here, or the timeout  # noqa: BLE001
             failure = f"the batch from line {first_line} did not complete: {type(exc).__name__}: {exc}"
         else:
             failure = None
@@ -91,16 +101,28 @@ def _enqueue(rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float
         for chunk in chunks(rows, batch_size):
             parsed = [row for row in chunk if row.error is None]
             unparsed = [
-                {"position": row.position, "raw": row.raw, "error": row.error,
-                 "csv_columns": list(row.csv_columns) if row.csv_columns else None}
-                for row in chunk if row.error is not None
+                {
+                    "position": row.position,
+                    "raw": row.raw,
+                    "error": row.error,
+                    "csv_columns": list(row.csv_columns) if row.csv_columns else None,
+                }
+                for row in chunk
+                if row.error is not None
             ]
-            in_flight.append((chunk[0].position, import_events.apply_async(kwargs={
-                "batch": [row.parsed for row in parsed],
-                "batch_id": batch_id,
-                "positions": [row.position for row in parsed],
-                "unparsed": unparsed,
-            })))
+            in_flight.append(
+                (
+                    chunk[0].position,
+                    import_events.apply_async(
+                        kwargs={
+                            "batch": [row.parsed for row in parsed],
+                            "batch_id": batch_id,
+                            "positions": [row.position for row in parsed],
+                            "unparsed": unparsed,
+                        }
+                    ),
+                )
+            )
             if len(in_flight) >= MAX_IN_FLIGHT:
                 collect()
         while in_flight:
@@ -120,9 +142,11 @@ def _print_summary(summary: ImportSummary, args: argparse.Namespace, seconds: fl
         return
     handled = summary.inserted + summary.duplicates + summary.rejected
     what = "replayed" if replay else f"imported {args.path}"
-    print(f"{what} (batch {summary.batch_id or 'all'}): {summary.inserted:,} inserted, "
-          f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
-          f"in {seconds:.1f} s ({handled / max(seconds, 1e-9):,.0f} rows/s)")
+    print(
+        f"{what} (batch {summary.batch_id or 'all'}): {summary.inserted:,} inserted, "
+        f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
+        f"in {seconds:.1f} s ({handled / max(seconds, 1e-9):,.0f} rows/s)"
+    )
     for batch_id, position, reason in summary.errors[:SHOWN_ERRORS]:
         where = f"{batch_id} row {position}" if replay else f"{position_key} {position}"
         print(f"  {where}: {reason}")
@@ -130,8 +154,10 @@ def _print_summary(summary: ImportSummary, args: argparse.Namespace, seconds: fl
         print(f"  ... and {summary.rejected - SHOWN_ERRORS:,} more")
     if summary.rejected:
         batch = f" --batch-id {summary.batch_id}" if summary.batch_id else ""
-        print("Refused rows are kept in public.engagement_import_quarantine with their reason; "
-              f"once fixed: python -m worker import --replay-rejected{batch}")
+        print(
+            "Refused rows are kept in public.engagement_import_quarantine with their reason; "
+            f"once fixed: python -m worker import --replay-rejected{batch}"
+        )
 
 
 def _usage_error(message: str) -> int:
@@ -140,8 +166,12 @@ def _usage_error(message: str) -> int:
 
 
 # The database, the broker or a worker failed along the way: one line, and what to do.
-SERVICE_ERRORS = (EnqueueError, psycopg.OperationalError, sqlalchemy.exc.OperationalError,
-                  kombu.exceptions.OperationalError)
+SERVICE_ERRORS = (
+    EnqueueError,
+    psycopg.OperationalError,
+    sqlalchemy.exc.OperationalError,
+    kombu.exceptions.OperationalError,
+)
 
 
 def _service_error(exc: Exception, advice: str) -> int:
@@ -189,14 +219,18 @@ def run(args: argparse.Namespace) -> int:
                 summary = _enqueue(rows, batch_id, batch_size, args.timeout, progress, stream.tell)
             else:
                 summary = import_rows(
-                    rows, batch_id, chunk_size=batch_size,
+                    rows,
+                    batch_id,
+                    chunk_size=batch_size,
                     on_chunk=lambda total: progress.update(stream.tell(), _rows_note(total)),
                 )
         except ImportFileError as exc:
             return _usage_error(f"{args.path}: {exc}")
         except SERVICE_ERRORS as exc:
-            return _service_error(exc, f"Chunks already written stay written; re-running with "
-                                       f"--batch-id {batch_id} inserts each row once.")
+            return _service_error(
+                exc,
+                f"Chunks already written stay written; re-running with --batch-id {batch_id} inserts each row once.",
+            )
         finally:
             progress.close()
     _print_summary(summary, args, time.monotonic() - started, replay=False)

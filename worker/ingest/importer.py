@@ -78,8 +78,7 @@ class ImportSummary:
         return summary
 
     def log_line(self) -> str:
-        return (f"batch={self.batch_id} inserted={self.inserted} duplicates={self.duplicates} "
-                f"rejected={self.rejected}")
+        return f"batch={self.batch_id} inserted={self.inserted} duplicates={self.duplicates} rejected={self.rejected}"
 
 
 @lru_cache(maxsize=8)
@@ -105,8 +104,9 @@ def chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
         yield chunk
 
 
-def _insert_valid(conn: psycopg.Connection, batch_id: str, valid: list[ValidEvent],
-                  refused: dict[int, str], summary: ImportSummary) -> None:
+def _insert_valid(
+    conn: psycopg.Connection, batch_id: str, valid: list[ValidEvent], refused: dict[int, str], summary: ImportSummary
+) -> None:
     """Insert what passed and count it; rows whose user does not exist join `refused`.
 
     COPY into a staging table, then one INSERT ... SELECT ... ON CONFLICT: COPY alone cannot
@@ -115,7 +115,9 @@ def _insert_valid(conn: psycopg.Connection, batch_id: str, valid: list[ValidEven
     conn.execute(query("import_stage_create"))
     with conn.cursor().copy(query("import_stage_copy")) as copy:
         for event in valid:
-            copy.write_row((event.position, event.id, event.user_id, event.timestamp, event.event_type, event.value_json))
+            copy.write_row(
+                (event.position, event.id, event.user_id, event.timestamp, event.event_type, event.value_json)
+            )
     inserted, unknown = conn.execute(query("import_insert_events"), {"batch_id": batch_id}).fetchone()
     conn.execute(query("import_stage_drop"))
     user_of = {e.position: e.user_id for e in valid}
@@ -124,8 +126,9 @@ def _insert_valid(conn: psycopg.Connection, batch_id: str, valid: list[ValidEven
     summary.duplicates += len(valid) - len(unknown) - inserted
 
 
-def _validate(rows: list[Row], batch_id: str, rules: Rules, now: datetime,
-              received_at: dict[int, datetime] | None = None) -> tuple[list[ValidEvent], dict[int, str]]:
+def _validate(
+    rows: list[Row], batch_id: str, rules: Rules, now: datetime, received_at: dict[int, datetime] | None = None
+) -> tuple[list[ValidEvent], dict[int, str]]:
     """Split rows into valid events and {position: reason}."""
     valid: list[ValidEvent] = []
     refused: dict[int, str] = {}
@@ -134,7 +137,11 @@ def _validate(rows: list[Row], batch_id: str, rules: Rules, now: datetime,
             refused[row.position] = row.error
             continue
         outcome = validate_event(
-            row.parsed, rules=rules, now=now, batch_id=batch_id, position=row.position,
+            row.parsed,
+            rules=rules,
+            now=now,
+            batch_id=batch_id,
+            position=row.position,
             default_timestamp=received_at[row.position] if received_at else now,
         )
         if isinstance(outcome, str):
@@ -144,8 +151,14 @@ def _validate(rows: list[Row], batch_id: str, rules: Rules, now: datetime,
     return valid, refused
 
 
-def write_chunk(rows: list[Row], valid: list[ValidEvent], refused: dict[int, str], batch_id: str,
-                now: datetime, url: str | None = None) -> ImportSummary:
+def write_chunk(
+    rows: list[Row],
+    valid: list[ValidEvent],
+    refused: dict[int, str],
+    batch_id: str,
+    now: datetime,
+    url: str | None = None,
+) -> ImportSummary:
     """Insert a validated chunk and quarantine its refused rows, in one transaction."""
     summary = ImportSummary(batch_id)
     with service_transaction(url) as conn:
@@ -258,8 +271,9 @@ def replay_rejected(
                 total.merge(_replay_group(conn, group_batch_id, list(group), rules, now))
 
 
-def _replay_group(conn: psycopg.Connection, batch_id: str, claimed: list[tuple[Any, ...]],
-                  rules: Rules, now: datetime) -> ImportSummary:
+def _replay_group(
+    conn: psycopg.Connection, batch_id: str, claimed: list[tuple[Any, ...]], rules: Rules, now: datetime
+) -> ImportSummary:
     """Replay the claimed rows of one batch inside the caller's transaction."""
     summary = ImportSummary(batch_id)
     rows = []

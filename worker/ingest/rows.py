@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, ValidationInfo, field_validator
@@ -147,11 +147,10 @@ class IncomingEvent(BaseModel):
             raise ValueError(f"timestamp {show(raw)} is not an ISO-8601 date and time") from None
         if parsed.tzinfo is None:
             raise ValueError(
-                f"timestamp {show(raw)} has no UTC offset, so the instant is ambiguous; "
-                "add one, e.g. Z or +02:00"
+                f"timestamp {show(raw)} has no UTC offset, so the instant is ambiguous; add one, e.g. Z or +02:00"
             )
         try:
-            utc = parsed.astimezone(timezone.utc)
+            utc = parsed.astimezone(UTC)
         except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00, past year 9999 in UTC
             raise ValueError(f"timestamp {show(raw)} is out of range") from None
         rules: Rules = info.context["rules"]

@@ -79,7 +79,7 @@ def parse_csv_line(text: str, columns: tuple[str, ...]) -> dict[str, Any]:
     if len(cells) != len(columns):
         raise ValueError(f"expected {len(columns)} CSV columns ({','.join(columns)}), got {len(cells)}")
     obj: dict[str, Any] = {}
-    for name, cell in zip(columns, cells):
+    for name, cell in zip(columns, cells, strict=False):
         if cell == "":
             continue
         if name == "value":
@@ -157,8 +157,13 @@ def read_rows(stream: BinaryIO, fmt: str, max_line_bytes: int) -> Iterator[Row]:
             columns = csv_header(raw)
             continue
         if too_long:
-            yield Row(number, raw, error=f"longer than {max_line_bytes} bytes, more than any valid event; "
-                      f"only its first {KEPT_OF_LONG_LINE} bytes are kept", csv_columns=columns)
+            yield Row(
+                number,
+                raw,
+                error=f"longer than {max_line_bytes} bytes, more than any valid event; "
+                f"only its first {KEPT_OF_LONG_LINE} bytes are kept",
+                csv_columns=columns,
+            )
         elif text is None:
             yield Row(number, raw, error=undecodable, csv_columns=columns)
         elif text.strip():
@@ -188,12 +193,18 @@ def rows_of_batch(
         raise ValueError(f"{len(positions)} positions for a batch of {len(batch)} rows")
     rows = [
         Row(position, json.dumps(obj, ensure_ascii=True, default=repr), parsed=obj)
-        for position, obj in zip(positions if positions is not None else range(len(batch)), batch)
+        for position, obj in zip(positions if positions is not None else range(len(batch)), batch, strict=False)
     ]
     for entry in unparsed or ():
         columns = entry.get("csv_columns")
-        rows.append(Row(int(entry["position"]), str(entry["raw"]), error=str(entry["error"]),
-                        csv_columns=tuple(columns) if columns else None))
+        rows.append(
+            Row(
+                int(entry["position"]),
+                str(entry["raw"]),
+                error=str(entry["error"]),
+                csv_columns=tuple(columns) if columns else None,
+            )
+        )
     if len({row.position for row in rows}) != len(rows):
         raise ValueError("positions must be unique within a batch (they make the derived ids)")
     return sorted(rows, key=lambda row: row.position)

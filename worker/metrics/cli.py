@@ -7,6 +7,7 @@ METRICS_PORT and let the worker's main process serve them itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from worker.metrics.exporter import MetricsUnavailable, serve
@@ -37,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"serving metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr, flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         thread.join()
-    except KeyboardInterrupt:
-        pass
     return 0

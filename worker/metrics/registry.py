@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from events_schema.settings import get_settings
@@ -23,32 +23,36 @@ from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 SCAN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
-SCANS = Counter("engagement_scans", "Rule scans run, by rule and mode (full/incremental).",
-                ["rule", "mode", "dry_run"])
-SCAN_RUNS = Counter("engagement_scan_runs", "scan_inactive runs: ran, or turned away by another scan's lock.",
-                    ["outcome"])
+SCANS = Counter("engagement_scans", "Rule scans run, by rule and mode (full/incremental).", ["rule", "mode", "dry_run"])
+SCAN_RUNS = Counter(
+    "engagement_scan_runs", "scan_inactive runs: ran, or turned away by another scan's lock.", ["outcome"]
+)
 EXAMINED = Counter("engagement_scan_candidates_examined", "Candidates a scan examined.", ["rule"])
 DUE = Counter("engagement_scan_users_due", "Users a scan found due (nudged, skipped or held).", ["rule"])
 NUDGES = Counter("engagement_scan_nudges_written", "Nudge events written (dry runs write none).", ["rule"])
 SKIPS = Counter("engagement_scan_skips", "Due users not nudged, by reason.", ["rule", "reason"])
-LAST_DUE = Gauge("engagement_scan_last_users_due", "Users due at the rule's latest scan.", ["rule"],
-                 multiprocess_mode="mostrecent")
-LAST_SCAN = Gauge("engagement_scan_last_completed_timestamp_seconds",
-                  "When the rule's latest (non-dry) scan completed, Unix time.", ["rule"],
-                  multiprocess_mode="mostrecent")
-SCAN_SECONDS = Histogram("engagement_scan_duration_seconds", "Wall time of a scan_inactive run.",
-                         buckets=SCAN_BUCKETS)
-IMPORTED = Counter("engagement_import_rows", "Imported rows by outcome (inserted/duplicate/rejected).",
-                   ["outcome"])
-FEED_LAG = Histogram("engagement_feed_lag_seconds",
-                     "Delivery time minus event timestamp, per event a feed consumer printed "
-                     "(the feed's lag for live writers, which stamp events when they occur).",
-                     buckets=LAG_BUCKETS)
+LAST_DUE = Gauge(
+    "engagement_scan_last_users_due", "Users due at the rule's latest scan.", ["rule"], multiprocess_mode="mostrecent"
+)
+LAST_SCAN = Gauge(
+    "engagement_scan_last_completed_timestamp_seconds",
+    "When the rule's latest (non-dry) scan completed, Unix time.",
+    ["rule"],
+    multiprocess_mode="mostrecent",
+)
+SCAN_SECONDS = Histogram("engagement_scan_duration_seconds", "Wall time of a scan_inactive run.", buckets=SCAN_BUCKETS)
+IMPORTED = Counter("engagement_import_rows", "Imported rows by outcome (inserted/duplicate/rejected).", ["outcome"])
+FEED_LAG = Histogram(
+    "engagement_feed_lag_seconds",
+    "Delivery time minus event timestamp, per event a feed consumer printed "
+    "(the feed's lag for live writers, which stamp events when they occur).",
+    buckets=LAG_BUCKETS,
+)
 TASKS_SUCCEEDED = Counter("engagement_task_successes", "Tasks that returned.", ["task"])
-TASK_FAILURES = Counter("engagement_task_failures", "Tasks that raised (after any retries).",
-                        ["task", "exception"])
-TASK_RETRIES = Counter("engagement_task_retries", "Task retries scheduled, by the error that caused them.",
-                       ["task", "exception"])
+TASK_FAILURES = Counter("engagement_task_failures", "Tasks that raised (after any retries).", ["task", "exception"])
+TASK_RETRIES = Counter(
+    "engagement_task_retries", "Task retries scheduled, by the error that caused them.", ["task", "exception"]
+)
 
 
 def record_scan(summary: dict[str, Any], seconds: float) -> None:
@@ -78,5 +82,5 @@ def record_import(summary: dict[str, Any]) -> None:
 
 def record_feed_delivery(timestamp: datetime, now: datetime | None = None) -> None:
     """One event handed to a feed consumer (a writer clock ahead of ours counts as no lag)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     FEED_LAG.observe(max(0.0, (now - timestamp).total_seconds()))

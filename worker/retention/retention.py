@@ -77,7 +77,11 @@ def apply_retention(
     pages = _chunk("retention_table_pages", {}, lambda cur: cur.fetchone()[0], url)
     soft_deleted = chunks = 0
     for first_page in range(0, pages, pages_per_chunk):
-        params = {"first_page": f"({first_page},0)", "end_page": f"({first_page + pages_per_chunk},0)", "cutoff": cutoff}
+        params = {
+            "first_page": f"({first_page},0)",
+            "end_page": f"({first_page + pages_per_chunk},0)",
+            "cutoff": cutoff,
+        }
         soft_deleted += _chunk("retention_soft_delete_pages", params, _rowcount, url)
         chunks += 1
     return {"soft_deleted": soft_deleted, "chunks": chunks, "cutoff": cutoff.isoformat()}

@@ -7,22 +7,35 @@ import argparse
 import json
 import sys
 
-from worker.scan.scanner import Decision, run_scan
 from events_schema.cli_args import whole_number
 from worker.clock import parse_instant
+from worker.scan.scanner import Decision, run_scan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-of", help="ISO-8601 instant with offset (default: now)")
-    parser.add_argument("--rule", action="append", dest="rules", metavar="NAME",
-                        help="scan only this rule (repeatable; default: all configured rules)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="decide and report who is due and why, write nothing (a full scan unless --incremental)")
+    parser.add_argument(
+        "--rule",
+        action="append",
+        dest="rules",
+        metavar="NAME",
+        help="scan only this rule (repeatable; default: all configured rules)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and report who is due and why, write nothing (a full scan unless --incremental)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--full", action="store_true", default=None,
-                      help="examine everyone who may be due, not only recent crossings")
-    mode.add_argument("--incremental", action="store_false", dest="full",
-                      help="only users who crossed a threshold since the rule's last scan (what the beat runs)")
+    mode.add_argument(
+        "--full", action="store_true", default=None, help="examine everyone who may be due, not only recent crossings"
+    )
+    mode.add_argument(
+        "--incremental",
+        action="store_false",
+        dest="full",
+        help="only users who crossed a threshold since the rule's last scan (what the beat runs)",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON summary only")
     parser.add_argument("--limit", type=whole_number(0), default=50, help="rows of the table to print (default 50)")
 
@@ -60,12 +73,16 @@ def run(args: argparse.Namespace) -> int:
         for d in shown:
             idle = (as_of - d.last_active_at).total_seconds() / 3600
             local = f"{d.local_time.strftime('%H:%M')} {d.timezone}"
-            print(f"{str(d.user_id):36}  {d.rule:16}  {d.last_active_at:%Y-%m-%d %H:%M:%S}  {idle:7.1f}  {local:22}  {d.decision}")
+            print(
+                f"{d.user_id!s:36}  {d.rule:16}  {d.last_active_at:%Y-%m-%d %H:%M:%S}  {idle:7.1f}  {local:22}  {d.decision}"
+            )
         if hidden:
             print(f"... and {hidden} more (--limit)")
         print()
     print(summary.log_line())
     for r in summary.rules:
-        print(f"  {r.rule} ({r.mode}, {r.threshold_hours:g} h): examined={r.examined} due={r.due} "
-              f"nudged={r.nudged} " + " ".join(f"{k}={v}" for k, v in r.skipped.items()))
+        print(
+            f"  {r.rule} ({r.mode}, {r.threshold_hours:g} h): examined={r.examined} due={r.due} "
+            f"nudged={r.nudged} " + " ".join(f"{k}={v}" for k, v in r.skipped.items())
+        )
     return 0 if summary.ran else 1

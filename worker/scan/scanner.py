@@ -25,15 +25,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from events_schema.settings import NudgeRule, Settings, get_settings
 from events_schema.queries import QueryFolder
+from events_schema.settings import NudgeRule, Settings, get_settings
 from worker.database import act_as_service_role, connection
 from worker.scan.shards import Shard, state_key
 
@@ -156,8 +156,11 @@ def run_scan(
     budget = NudgeBudget.for_scan(settings, shard)
     lease = None
     if lock and not dry_run:
-        lease = Lease(summary.scan_id, owner or f"{socket.gethostname()}:{os.getpid()}:{summary.scan_id}",
-                      timedelta(seconds=settings.scan_lease_seconds))
+        lease = Lease(
+            summary.scan_id,
+            owner or f"{socket.gethostname()}:{os.getpid()}:{summary.scan_id}",
+            timedelta(seconds=settings.scan_lease_seconds),
+        )
     with connection(url) as conn:
         conn.rollback()  # the pool's liveness ping may have opened a transaction
         conn.autocommit = True
@@ -170,8 +173,17 @@ def run_scan(
                     break
                 try:
                     summary.rules.append(
-                        _scan_rule(conn, settings, rule, summary, lease, budget, full=full,
-                                   on_decision=on_decision, shard=shard)
+                        _scan_rule(
+                            conn,
+                            settings,
+                            rule,
+                            summary,
+                            lease,
+                            budget,
+                            full=full,
+                            on_decision=on_decision,
+                            shard=shard,
+                        )
                     )
                 except LeaseLost as exc:
                     summary.ran, summary.note = False, str(exc)
@@ -235,7 +247,7 @@ class Lease:
     ttl: timedelta
 
     def _params(self, rule: str) -> dict[str, Any]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return {"rule": rule, "scan_id": self.scan_id, "owner": self.owner, "now": now, "expires_at": now + self.ttl}
 
     def try_take(self, conn: psycopg.Connection, rule: str) -> bool:
@@ -264,8 +276,10 @@ class Lease:
     def renew(self, conn: psycopg.Connection, rule: str) -> None:
         """Inside a batch's transaction, first: extend the lease, or stop if it was taken over."""
         if not conn.execute(query("scan_lease_renew"), self._params(rule)).fetchone():
-            raise LeaseLost(f"another scan took over the lease on rule {rule} after it expired "
-                            f"(a batch took longer than SCAN_LEASE_SECONDS={self.ttl.total_seconds():g}); stopped")
+            raise LeaseLost(
+                f"another scan took over the lease on rule {rule} after it expired "
+                f"(a batch took longer than SCAN_LEASE_SECONDS={self.ttl.total_seconds():g}); stopped"
+            )
 
     def release(self, conn: psycopg.Connection, rule: str) -> None:
         """Free the lease; with the connection gone, leave it to expire rather than hide the
@@ -275,8 +289,12 @@ class Lease:
                 act_as_service_role(conn)
                 conn.execute(query("scan_lease_release"), {"rule": rule, "scan_id": self.scan_id})
         except psycopg.OperationalError as exc:
-            logger.warning("scan %s: could not free the lease on rule %s (%s); it expires by itself",
-                           self.scan_id, rule, str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+            logger.warning(
+                "scan %s: could not free the lease on rule %s (%s); it expires by itself",
+                self.scan_id,
+                rule,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+            )
 
 
 def _scan_rule(
@@ -324,8 +342,9 @@ def _scan_rule(
         params["window_start"] = state[2] - threshold
     # A full scan of a rule counting every type reads the due range of the per-user summary;
     # one narrowing the types walks every user against the per-type summary.
-    batch_query = _batch_query("scan_candidates_full_typed" if mode == "full" and rule.event_types
-                               else f"scan_candidates_{mode}")
+    batch_query = _batch_query(
+        "scan_candidates_full_typed" if mode == "full" and rule.event_types else f"scan_candidates_{mode}"
+    )
     result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode)
     while True:
         with conn.transaction():
@@ -337,8 +356,7 @@ def _scan_rule(
             if not rows:
                 break
             params["after"], _, params["after_at"] = rows[-1][:3]
-            decisions = budget.split(
-                [Decision(rule.name, row[0], *row[3:]) for row in rows if row[1]], as_of)
+            decisions = budget.split([Decision(rule.name, row[0], *row[3:]) for row in rows if row[1]], as_of)
             result.examined += len(decisions)
             _apply(conn, decisions, params, result, budget, summary.dry_run)
         if on_decision:
@@ -377,7 +395,8 @@ def _mode(state: tuple[Any, ...] | None, rule: NudgeRule, as_of: datetime, full:
     same_rule = threshold_hours == rule.threshold_hours and event_types == rule.event_types
     settings = get_settings()
     overdue = as_of - full_scan_at >= timedelta(
-        hours=settings.reconcile_interval_hours, seconds=settings.scan_interval_seconds)
+        hours=settings.reconcile_interval_hours, seconds=settings.scan_interval_seconds
+    )
     return "incremental" if same_rule and scanned_through < as_of and not overdue else "full"
 
 

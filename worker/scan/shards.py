@@ -43,9 +43,9 @@ def reserve(rule_names: list[str] | None, owners: list[str], scan_id: str) -> st
     that shard (`owners[i]`, its task id), without waiting. Returns None, or why the scan must not
     start: a shard of the previous scan still holds its lease (running, or queued and not yet
     expired), and then nothing is kept. A shard task takes its own lease back at once."""
+    from events_schema.settings import get_settings
     from worker.database import connection
     from worker.scan.scanner import Lease, select_rules
-    from events_schema.settings import get_settings
 
     settings = get_settings()
     ttl = timedelta(seconds=settings.scan_lease_seconds)
@@ -73,8 +73,12 @@ def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     totals = {key: sum(s[key] for s in summaries) for key in ("examined", "due", "nudged")}
     skipped = {reason: sum(s["skipped"][reason] for s in summaries) for reason in summaries[0]["skipped"]}
     return {
-        "as_of": summaries[0]["as_of"], "dry_run": summaries[0]["dry_run"], "shards": len(summaries),
+        "as_of": summaries[0]["as_of"],
+        "dry_run": summaries[0]["dry_run"],
+        "shards": len(summaries),
         "ran": all(s["ran"] for s in summaries),
         "note": "; ".join(s["note"] for s in summaries if s["note"]),
-        **totals, "skipped": skipped, "scan_ids": [s["scan_id"] for s in summaries],
+        **totals,
+        "skipped": skipped,
+        "scan_ids": [s["scan_id"] for s in summaries],
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,7 +22,7 @@ GRACE = timedelta(minutes=30)
 
 def at(iso: str) -> datetime:
     parsed = datetime.fromisoformat(iso)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def add_user(conn: psycopg.Connection, signed_up: str, *, opt_out: bool = False) -> uuid.UUID:
@@ -33,8 +33,9 @@ def add_user(conn: psycopg.Connection, signed_up: str, *, opt_out: bool = False)
     ).fetchone()[0]
 
 
-def add_event(conn: psycopg.Connection, user: uuid.UUID, when: str, event_type: str = "app_open",
-              *, deleted: bool = False) -> None:
+def add_event(
+    conn: psycopg.Connection, user: uuid.UUID, when: str, event_type: str = "app_open", *, deleted: bool = False
+) -> None:
     conn.execute(
         "insert into public.engagement_events (user_id, timestamp, event_type, is_deleted) values (%s, %s, %s, %s)",
         (user, at(when), event_type, deleted),
@@ -82,20 +83,36 @@ class Cohorts:
 
 
 def build_cohorts(conn: psycopg.Connection) -> Cohorts:
-    u = {name: add_user(conn, signed_up) for name, signed_up in (
-        ("a1", "2026-11-02T10:00"), ("a2", "2026-11-03T09:00"), ("a3", "2026-11-04T08:00"),
-        ("a4", "2026-11-08T23:00"), ("b1", "2026-11-16T12:00"), ("b2", "2026-11-20T07:00"),
-        ("c1", "2026-11-24T15:00"), ("o1", "2026-10-01T00:00"), ("late", "2026-11-25T18:00"),
-    )}
+    u = {
+        name: add_user(conn, signed_up)
+        for name, signed_up in (
+            ("a1", "2026-11-02T10:00"),
+            ("a2", "2026-11-03T09:00"),
+            ("a3", "2026-11-04T08:00"),
+            ("a4", "2026-11-08T23:00"),
+            ("b1", "2026-11-16T12:00"),
+            ("b2", "2026-11-20T07:00"),
+            ("c1", "2026-11-24T15:00"),
+            ("o1", "2026-10-01T00:00"),
+            ("late", "2026-11-25T18:00"),
+        )
+    }
     for name, when, event_type, deleted in (
-        ("a1", "2026-11-02T11:00", "app_open", False), ("a1", "2026-11-10T08:00", "goal_complete", False),
+        ("a1", "2026-11-02T11:00", "app_open", False),
+        ("a1", "2026-11-10T08:00", "goal_complete", False),
         ("a1", "2026-11-24T20:00", "app_open", False),
-        ("a3", "2026-11-04T08:30", "app_open", False), ("a3", "2026-11-11T08:00", "app_open", True),
-        ("a3", "2026-11-18T09:00", "nudge_sent", False), ("a3", "2026-11-23T09:00", "nudge_opened", False),
+        ("a3", "2026-11-04T08:30", "app_open", False),
+        ("a3", "2026-11-11T08:00", "app_open", True),
+        ("a3", "2026-11-18T09:00", "nudge_sent", False),
+        ("a3", "2026-11-23T09:00", "nudge_opened", False),
         ("a4", "2026-11-09T01:00", "app_open", False),
-        ("b1", "2026-11-16T12:05", "app_open", False), ("b1", "2026-11-23T00:00", "steps_import", False),
-        ("b2", "2026-11-20T07:10", "app_open", False), ("b2", "2026-11-25T13:00", "app_open", False),
-        ("c1", "2026-11-23T10:00", "steps_import", False), ("o1", "2026-11-10T10:00", "coach_message", False), ("late", "2026-11-25T18:05", "app_open", False),
+        ("b1", "2026-11-16T12:05", "app_open", False),
+        ("b1", "2026-11-23T00:00", "steps_import", False),
+        ("b2", "2026-11-20T07:10", "app_open", False),
+        ("b2", "2026-11-25T13:00", "app_open", False),
+        ("c1", "2026-11-23T10:00", "steps_import", False),
+        ("o1", "2026-11-10T10:00", "coach_message", False),
+        ("late", "2026-11-25T18:05", "app_open", False),
     ):
         add_event(conn, u[name], when, event_type, deleted=deleted)
     period = report_range(at("2026-11-25T12:00"), start=at("2026-11-02").date())
@@ -125,8 +142,10 @@ class Nudges:
 
 
 def build_nudges(conn: psycopg.Connection) -> Nudges:
-    u = {name: add_user(conn, "2026-10-01T00:00", opt_out=name == "h3")
-         for name in ("n1", "n2", "h1", "h2", "h3", "h4", "h5")}
+    u = {
+        name: add_user(conn, "2026-10-01T00:00", opt_out=name == "h3")
+        for name in ("n1", "n2", "h1", "h2", "h3", "h4", "h5")
+    }
     add_event(conn, u["n1"], "2026-11-03T08:00")
     add_nudge(conn, u["n1"], "2026-11-05T08:10", "2026-11-03T08:00")
     come_back(conn, u["n1"], "2026-11-05T20:00")

@@ -7,7 +7,14 @@ import psycopg
 from events_schema.analytics.report import analyst_transaction, parameters, report_range, run_queries
 from events_schema.settings import NudgeRule
 from tests.integration.analytics.cohorts import (
-    GRACE, add_event, add_user, at, build_cohorts, build_nudges, by, run_as_service,
+    GRACE,
+    add_event,
+    add_user,
+    at,
+    build_cohorts,
+    build_nudges,
+    by,
+    run_as_service,
 )
 
 
@@ -33,7 +40,10 @@ def test_weekly_active_users_count_activity_only(admin: psycopg.Connection) -> N
     world = build_cohorts(admin)
     rows = run_as_service(admin, world.period)["weekly_active"].rows
     assert [(r["week_start"], r["active_users"]) for r in rows] == [
-        (at("2026-11-02"), 2), (at("2026-11-09"), 3), (at("2026-11-16"), 2), (at("2026-11-23"), 3),
+        (at("2026-11-02"), 2),
+        (at("2026-11-09"), 3),
+        (at("2026-11-16"), 2),
+        (at("2026-11-23"), 3),
     ]
     assert rows[-1]["week_end"] == at("2026-11-25T12:00")  # the partial week ends at as_of
 
@@ -43,7 +53,8 @@ def test_event_mix_leaves_out_soft_deleted_rows_and_flags_the_engine_types(admin
     rows = by(run_as_service(admin, world.period)["event_mix"].rows, "week_start", "event_type")
     week2 = {k[1]: v for k, v in rows.items() if k[0] == at("2026-11-16")}
     assert {t: (r["events"], r["users"], r["counts_as_activity"]) for t, r in week2.items()} == {
-        "app_open": (2, 2, True), "nudge_sent": (1, 1, False),
+        "app_open": (2, 2, True),
+        "nudge_sent": (1, 1, False),
     }
     assert week2["app_open"]["share"] == 2 / 3
     week1 = {k[1]: v["events"] for k, v in rows.items() if k[0] == at("2026-11-09")}
@@ -64,7 +75,7 @@ def test_nudged_and_held_shares_within_24_and_72_hours(admin: psycopg.Connection
 
 def test_windows_not_over_at_as_of_are_left_out_not_counted_as_gone(admin: psycopg.Connection) -> None:
     """Made at 11-06 09:00: only n1's 24 h window (from 11-05 08:10) has ended; no 72 h one has."""
-    world = build_nudges(admin)
+    build_nudges(admin)
     period = report_range(at("2026-11-06T09:00"), start=at("2026-11-02").date())
     rows = by(run_as_service(admin, period)["nudge_effect"].rows, "group")
     nudged, held = rows[("nudged",)], rows[("held",)]
@@ -80,8 +91,12 @@ def test_a_rule_that_narrows_the_counted_types_counts_only_them(admin: psycopg.C
     next goal 11-06 12:00, 29 h after: back within 72 h, not within 24 h.
     """
     user = add_user(admin, "2026-10-01T00:00")
-    for when, event_type in (("2026-11-03T07:00", "goal_complete"), ("2026-11-04T09:00", "app_open"),
-                             ("2026-11-05T10:00", "app_open"), ("2026-11-06T12:00", "goal_complete")):
+    for when, event_type in (
+        ("2026-11-03T07:00", "goal_complete"),
+        ("2026-11-04T09:00", "app_open"),
+        ("2026-11-05T10:00", "app_open"),
+        ("2026-11-06T12:00", "goal_complete"),
+    ):
         add_event(admin, user, when, event_type)
     rule = NudgeRule(name="goals_48h", threshold_hours=48, event_types=["goal_complete"])
     period = report_range(at("2026-11-25T12:00"), start=at("2026-11-02").date(), end=at("2026-11-07").date())
@@ -89,4 +104,5 @@ def test_a_rule_that_narrows_the_counted_types_counts_only_them(admin: psycopg.C
         analyst_transaction(admin)
         rows = run_queries(admin, parameters(period, [rule], GRACE))["nudge_effect"].rows
     assert [(r["rule"], r["group"], r["members"], r["back_24h"], r["back_72h"]) for r in rows] == [
-        ("goals_48h", "held", 1, 0, 1)]
+        ("goals_48h", "held", 1, 0, 1)
+    ]

@@ -18,29 +18,36 @@ ENGINE_TABLE_QUERIES = [file for name, file in QUERIES if name != "event_mix"]
 
 
 @pytest.mark.parametrize("file", [file for _, file in QUERIES])
-def test_anon_gets_nothing_from_any_analytics_query(admin: psycopg.Connection, api: psycopg.Connection, file: str) -> None:
+def test_anon_gets_nothing_from_any_analytics_query(
+    admin: psycopg.Connection, api: psycopg.Connection, file: str
+) -> None:
     world = build_cohorts(admin)
-    with pytest.raises(errors.InsufficientPrivilege):
-        with request(api, "anon", claims_for("anon")):
-            api.execute(query(file), parameters(world.period, [RULE], GRACE)).fetchall()
+    with pytest.raises(errors.InsufficientPrivilege), request(api, "anon", claims_for("anon")):
+        api.execute(query(file), parameters(world.period, [RULE], GRACE)).fetchall()
 
 
 @pytest.mark.parametrize("file", ENGINE_TABLE_QUERIES)
 def test_a_user_cannot_run_the_cohort_queries(admin: psycopg.Connection, api: psycopg.Connection, file: str) -> None:
     """They read engagement_users (sign-up times of everyone), which users are not granted."""
     world = build_cohorts(admin)
-    with pytest.raises(errors.InsufficientPrivilege):
+    with pytest.raises(errors.InsufficientPrivilege):  # noqa: SIM117
         with request(api, "authenticated", claims_for("authenticated", world.users["a1"])):
             api.execute(query(file), parameters(world.period, [RULE], GRACE)).fetchall()
 
 
-def test_a_user_running_the_event_mix_sees_only_their_own_events(admin: psycopg.Connection, api: psycopg.Connection) -> None:
+def test_a_user_running_the_event_mix_sees_only_their_own_events(
+    admin: psycopg.Connection, api: psycopg.Connection
+) -> None:
     world = build_cohorts(admin)
     params = parameters(world.period, [RULE], GRACE)
     with request(api, "authenticated", claims_for("authenticated", world.users["a3"])):
         rows = api.execute(query("analytics_event_mix"), params).fetchall()
     # a3's own non-deleted events: app_open (week 0), nudge_sent (week 2), nudge_opened (week 3).
-    assert sorted((r[1], r[3], r[4]) for r in rows) == [("app_open", 1, 1), ("nudge_opened", 1, 1), ("nudge_sent", 1, 1)]
+    assert sorted((r[1], r[3], r[4]) for r in rows) == [
+        ("app_open", 1, 1),
+        ("nudge_opened", 1, 1),
+        ("nudge_sent", 1, 1),
+    ]
     with request(api, "service_role", claims_for("service_role")):
         everyone = api.execute(query("analytics_event_mix"), params).fetchall()
     # The service role (the report) sees every user: 15 rows less a3's deleted one and 2 after as_of.
@@ -52,10 +59,15 @@ def test_the_analyst_transaction_is_the_service_role_and_cannot_write(admin: psy
     with admin.transaction():
         analyst_transaction(admin)
         assert admin.execute("select current_user, current_setting('transaction_read_only')").fetchone() == (
-            "service_role", "on")
-    with pytest.raises(errors.ReadOnlySqlTransaction):
-        with admin.transaction():
-            analyst_transaction(admin)
-            admin.execute("delete from public.engagement_events where user_id = %s", (world.users["a1"],))
-    assert admin.execute("select count(*) from public.engagement_events where user_id = %s",
-                         (world.users["a1"],)).fetchone()[0] == 3
+            "service_role",
+            "on",
+        )
+    with pytest.raises(errors.ReadOnlySqlTransaction), admin.transaction():
+        analyst_transaction(admin)
+        admin.execute("delete from public.engagement_events where user_id = %s", (world.users["a1"],))
+    assert (
+        admin.execute(
+            "select count(*) from public.engagement_events where user_id = %s", (world.users["a1"],)
+        ).fetchone()[0]
+        == 3
+    )

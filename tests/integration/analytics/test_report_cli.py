@@ -21,7 +21,11 @@ AS_OF = "2026-11-25T12:00:00+00:00"
 def report(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "events_schema", "report", *args],
-        env={**os.environ, "DATABASE_URL": db_url}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DATABASE_URL": db_url},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -47,13 +51,17 @@ def test_the_table_the_csv_and_the_png(admin: psycopg.Connection, db_url: str, t
     # Aligned: every row of the table is as wide as its header and the columns line up.
     lines = result.stdout.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("cohort (week of)"))
-    assert len({line.rstrip().rfind("%") for line in lines[head + 2:head + 5] if line.endswith("%")}) == 1
+    assert len({line.rstrip().rfind("%") for line in lines[head + 2 : head + 5] if line.endswith("%")}) == 1
     with (tmp_path / "csv" / "retention.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["cohort_week", "cohort_size", "week_0", "week_1", "week_2", "week_3"]
     assert [[c + "%" if i > 1 and c else (c or "-") for i, c in enumerate(r)] for r in rows[1:]] == table
     assert {p.name for p in (tmp_path / "csv").iterdir()} == {
-        "retention.csv", "weekly_active.csv", "event_mix.csv", "nudge_effect.csv"}
+        "retention.csv",
+        "weekly_active.csv",
+        "event_mix.csv",
+        "nudge_effect.csv",
+    }
     with (tmp_path / "csv" / "weekly_active.csv").open(newline="") as handle:
         assert [r["active_users"] for r in csv.DictReader(handle)] == ["2", "3", "2", "3"]
     pixels = imread(png)
@@ -112,8 +120,12 @@ def test_a_progress_line_on_a_terminal(admin: psycopg.Connection, db_url: str) -
     try:
         result = subprocess.run(
             [sys.executable, "-m", "events_schema", "report", "--from", "2026-11-02", "--as-of", AS_OF],
-            env={**os.environ, "DATABASE_URL": db_url}, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-            stderr=follower, text=True, timeout=120,
+            env={**os.environ, "DATABASE_URL": db_url},
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=120,
         )
         os.close(follower)
         drawn = b""

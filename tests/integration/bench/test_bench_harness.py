@@ -21,20 +21,42 @@ from tests.integration.worker_process import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--users", "200", "--events-per-user", "5", "--beats", "8", "--import-events", "300",
-        "--single-rows", "20", "--insert-batches", "1", "--max-nudges-per-scan", "3"]
+TINY = [
+    "--users",
+    "200",
+    "--events-per-user",
+    "5",
+    "--beats",
+    "8",
+    "--import-events",
+    "300",
+    "--single-rows",
+    "20",
+    "--insert-batches",
+    "1",
+    "--max-nudges-per-scan",
+    "3",
+]
 
 
 def bench(args: list[str], db_url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"], "DATABASE_URL": db_url}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": db_url},
+        timeout=600,
+    )
 
 
 def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_url: str, tmp_path: Path) -> None:
     name = f"bench_test_{uuid.uuid4().hex[:8]}"
     admin = make_url(db_url).set(database="postgres").render_as_string(hide_password=False)
     try:
-        first = bench([*TINY, "--reuse", name, "--json", str(tmp_path / "a.json"), "--png", str(tmp_path / "a.png")], db_url)
+        first = bench(
+            [*TINY, "--reuse", name, "--json", str(tmp_path / "a.json"), "--png", str(tmp_path / "a.png")], db_url
+        )
         assert first.returncode == 0, first.stderr
         second = bench([*TINY, "--reuse", name, "--json", str(tmp_path / "b.json")], db_url)
         assert second.returncode == 0, second.stderr

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.worker_process import PROJECT_ROOT
-from worker.dev_servers import runtime as embedded_runtime, services as local_services
+from worker.dev_servers import runtime as embedded_runtime
+from worker.dev_servers import services as local_services
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +23,14 @@ pytestmark = pytest.mark.slow
 def run(args: list[str], state_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """A command as a new user runs it: nothing configured, only the state folder of `scripts/run`."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "WORKER_DATABASE_URL"}}
-    return subprocess.run([sys.executable, *args], env={**env, "EVENTS_STATE_DIR": str(state_dir)},
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        env={**env, "EVENTS_STATE_DIR": str(state_dir)},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -23,16 +23,34 @@ from worker.feed.cli import _unknown_types
 DOWN = "postgresql://postgres@127.0.0.1:1/nowhere"
 
 
-def cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], env={**os.environ, **(env or {})},
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+def cli(
+    module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env={**os.environ, **(env or {})},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-@pytest.mark.parametrize("argv", [
-    ("worker", "scan"), ("worker", "scan", "--dry-run"), ("worker", "tail"), ("worker", "import", "--replay-rejected"),
-    ("events_schema", "status"), ("events_schema", "migrate"), ("events_schema", "seed"), ("events_schema", "audit"),
-    ("events_schema", "logins"),
-], ids=" ".join)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("worker", "scan"),
+        ("worker", "scan", "--dry-run"),
+        ("worker", "tail"),
+        ("worker", "import", "--replay-rejected"),
+        ("events_schema", "status"),
+        ("events_schema", "migrate"),
+        ("events_schema", "seed"),
+        ("events_schema", "audit"),
+        ("events_schema", "logins"),
+    ],
+    ids=" ".join,
+)
 def test_every_command_with_the_database_down_is_one_line(argv: tuple[str, ...]) -> None:
     started = time.monotonic()
     result = cli(*argv, env={"DATABASE_URL": DOWN, "WORKER_DATABASE_URL": DOWN})
@@ -47,8 +65,12 @@ def test_scan_piped_into_head_ends_quietly(admin: psycopg.Connection, db_url: st
     add_users(admin, 1500)
     process = subprocess.Popen(
         [sys.executable, "-m", "worker", "scan", "--dry-run", "--as-of", "2030-01-01T00:00:00Z", "--limit", "1500"],
-        env={**os.environ, "DATABASE_URL": db_url}, cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "DATABASE_URL": db_url},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None and process.stderr is not None
     assert process.stdout.readline().startswith("user_id")
     process.stdout.close()
@@ -78,12 +100,16 @@ def test_help_is_for_users_not_developers() -> None:
         assert f"    {command}" in result.stdout
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (("events_schema", "seed", "--users", "abc"), "not a whole number: 'abc'"),
-    (("events_schema", "seed", "--now", "2026-11-26T10:00:00"), "has no UTC offset; ambiguous"),
-    (("worker", "scan", "--limit", "-3"), "must be 0 or more, got -3"),
-    (("worker", "scan", "--full", "--incremental"), "not allowed with argument"),
-], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("events_schema", "seed", "--users", "abc"), "not a whole number: 'abc'"),
+        (("events_schema", "seed", "--now", "2026-11-26T10:00:00"), "has no UTC offset; ambiguous"),
+        (("worker", "scan", "--limit", "-3"), "must be 0 or more, got -3"),
+        (("worker", "scan", "--full", "--incremental"), "not allowed with argument"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
+)
 def test_bad_arguments_are_refused_in_one_line(argv: tuple[str, ...], message: str) -> None:
     result = cli(*argv)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -118,9 +144,13 @@ def _read_until(fd: int, text: bytes, timeout: float) -> bytes:
 def test_tail_says_it_is_waiting_on_a_terminal_only(db_url: str, terminal: bool, tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     stderr_file = (tmp_path / "stderr").open("w+b")
-    process = subprocess.Popen([sys.executable, "-m", "worker", "tail"], env={**os.environ, "DATABASE_URL": db_url},
-                               cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                               stderr=follower if terminal else stderr_file)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "tail"],
+        env={**os.environ, "DATABASE_URL": db_url},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=follower if terminal else stderr_file,
+    )
     os.close(follower)
     try:
         if terminal:
@@ -138,8 +168,13 @@ def test_tail_says_it_is_waiting_on_a_terminal_only(db_url: str, terminal: bool,
 
 
 def test_the_test_run_says_which_servers_it_uses_once() -> None:
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/unit/deploy/test_keys.py", "-k", "years"],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "tests/unit/deploy/test_keys.py", "-k", "years"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout
     assert result.stdout.count("servers used by this run:") == 1
     assert "  postgres: postgresql" in result.stdout and "  redis: redis://" in result.stdout

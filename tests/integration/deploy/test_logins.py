@@ -23,8 +23,11 @@ from tests.integration.worker_process import PROJECT_ROOT
 def logins_cli(db_url: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "events_schema", "logins"],
-        env={**os.environ, "DATABASE_URL": db_url, **env}, cwd=PROJECT_ROOT,
-        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DATABASE_URL": db_url, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

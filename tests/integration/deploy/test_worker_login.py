@@ -54,39 +54,47 @@ def refused(conn: psycopg.Connection, statement: str, *, as_service_role: bool) 
 def test_the_login_is_no_superuser_and_owns_nothing(admin: psycopg.Connection) -> None:
     attributes = admin.execute(
         "select rolcanlogin, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication"
-        " from pg_roles where rolname = %s", (WORKER_ROLE,)).fetchone()
+        " from pg_roles where rolname = %s",
+        (WORKER_ROLE,),
+    ).fetchone()
     assert attributes == (True, False, False, False, False, False, False)
     owned = admin.execute(
         "select (select count(*) from pg_class where relowner = r.oid)"
         " + (select count(*) from pg_namespace where nspowner = r.oid)"
         " + (select count(*) from pg_proc where proowner = r.oid)"
-        " from pg_roles r where r.rolname = %s", (WORKER_ROLE,)).fetchone()[0]
+        " from pg_roles r where r.rolname = %s",
+        (WORKER_ROLE,),
+    ).fetchone()[0]
     assert owned == 0
     member_of = admin.execute(
         "select array_agg(g.rolname order by g.rolname) from pg_auth_members m"
         " join pg_roles g on g.oid = m.roleid join pg_roles u on u.oid = m.member where u.rolname = %s",
-        (WORKER_ROLE,)).fetchone()[0]
+        (WORKER_ROLE,),
+    ).fetchone()[0]
     assert member_of == ["service_role"]
 
 
 @pytest.mark.parametrize("as_service_role", [False, True], ids=["login", "as-service_role"])
-@pytest.mark.parametrize("statement", [
-    "alter table public.engagement_events add column extra int",
-    "drop table public.nudge_scan_state",
-    "create table public.intruder (i int)",
-    "create schema intruder",
-    "create or replace function public.engagement_reserved_event_types() returns text[]"
-    " language sql as $$ select '{}'::text[] $$",
-    "alter table public.engagement_events disable row level security",
-    "create policy \"anyone reads everything\" on public.engagement_events for select using (true)",
-    "alter table public.engagement_events owner to service_role",
-    "select id from auth.users",
-    "insert into auth.users (id) values (gen_random_uuid())",
-    "update auth.users set email = 'x@example.com'",
-    "select statements from supabase_migrations.schema_migrations",
-    "set role postgres",
-    "set role authenticated",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "alter table public.engagement_events add column extra int",
+        "drop table public.nudge_scan_state",
+        "create table public.intruder (i int)",
+        "create schema intruder",
+        "create or replace function public.engagement_reserved_event_types() returns text[]"
+        " language sql as $$ select '{}'::text[] $$",
+        "alter table public.engagement_events disable row level security",
+        'create policy "anyone reads everything" on public.engagement_events for select using (true)',
+        "alter table public.engagement_events owner to service_role",
+        "select id from auth.users",
+        "insert into auth.users (id) values (gen_random_uuid())",
+        "update auth.users set email = 'x@example.com'",
+        "select statements from supabase_migrations.schema_migrations",
+        "set role postgres",
+        "set role authenticated",
+    ],
+)
 def test_the_login_cannot_change_the_schema_or_read_auth(
     worker: psycopg.Connection, statement: str, as_service_role: bool
 ) -> None:
@@ -120,9 +128,15 @@ def test_the_scan_cli_runs_with_worker_database_url(admin: psycopg.Connection, d
     add_event(admin, lapsed, "2026-03-02T10:00:00")
     result = subprocess.run(
         [sys.executable, "-m", "worker", "scan", "--as-of", "2026-03-05T12:00:00+00:00", "--json"],
-        env={**os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere",
-             "WORKER_DATABASE_URL": worker_url},
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        env={
+            **os.environ,
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere",
+            "WORKER_DATABASE_URL": worker_url,
+        },
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert len(nudges(admin, lapsed)) == 1

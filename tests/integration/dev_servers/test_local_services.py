@@ -24,7 +24,8 @@ import redis
 from sqlalchemy.engine import make_url
 
 from events_schema.db import conninfo
-from worker.dev_servers import runtime as embedded_runtime, services as ls
+from worker.dev_servers import runtime as embedded_runtime
+from worker.dev_servers import services as ls
 
 pytestmark = pytest.mark.slow
 
@@ -114,9 +115,21 @@ def test_watchdog_stops_servers_when_launcher_is_killed(state_dir: Path) -> None
     launcher = subprocess.Popen(["sleep", "300"])
     try:
         up = subprocess.run(
-            [sys.executable, "-m", "worker.dev_servers.services", "up",
-             "--watch-parent", str(launcher.pid), "--state-dir", str(state_dir)],
-            capture_output=True, text=True, env=env, cwd=state_dir, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "worker.dev_servers.services",
+                "up",
+                "--watch-parent",
+                str(launcher.pid),
+                "--state-dir",
+                str(state_dir),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=state_dir,
+            timeout=60,
         )
         assert up.returncode == 0, up.stderr
         urls = dict(line.split("=", 1) for line in up.stdout.splitlines())
@@ -124,7 +137,11 @@ def test_watchdog_stops_servers_when_launcher_is_killed(state_dir: Path) -> None
         assert (state_dir / "services.env").read_text() == up.stdout
         status = subprocess.run(
             [sys.executable, "-m", "worker.dev_servers.services", "status", "--state-dir", str(state_dir)],
-            capture_output=True, text=True, env=env, cwd=state_dir, timeout=30,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=state_dir,
+            timeout=30,
         )
         assert status.returncode == 0, status.stdout + status.stderr
         pids = (*_pids(state_dir), int((state_dir / "watchdog.pid").read_text()))
@@ -152,7 +169,11 @@ def test_private_state_folder_opens_nothing_up(state_dir: Path) -> None:
     try:
         up = subprocess.run(
             [sys.executable, "-m", "worker.dev_servers.services", "up", "--state-dir", str(inner)],
-            capture_output=True, text=True, cwd=state_dir, timeout=60, env=env,
+            capture_output=True,
+            text=True,
+            cwd=state_dir,
+            timeout=60,
+            env=env,
         )
         assert up.returncode == 0, up.stderr
         urls = dict(line.split("=", 1) for line in up.stdout.split())

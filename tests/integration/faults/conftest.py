@@ -27,6 +27,12 @@ def queue() -> str:
 @pytest.fixture
 def fault_env(db_url: str, own_redis: RedisServer, queue: str) -> dict[str, str]:
     """The test's database and private Redis, quick retries, a short visibility timeout."""
-    return celery_env(queue, DATABASE_URL=db_url, REDIS_URL=own_redis.url, TASK_RETRY_BACKOFF_SECONDS="1",
-                      TASK_RETRY_BACKOFF_MAX_SECONDS="2", BROKER_VISIBILITY_TIMEOUT_SECONDS="5",
-                      QUIET_HOURS_ENABLED="false")
+    return celery_env(
+        queue,
+        DATABASE_URL=db_url,
+        REDIS_URL=own_redis.url,
+        TASK_RETRY_BACKOFF_SECONDS="1",
+        TASK_RETRY_BACKOFF_MAX_SECONDS="2",
+        BROKER_VISIBILITY_TIMEOUT_SECONDS="5",
+        QUIET_HOURS_ENABLED="false",
+    )

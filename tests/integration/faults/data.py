@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -14,7 +14,7 @@ from tests.integration.ingest.import_helpers import add_users
 
 # One row in REJECT_EVERY is refused (a reserved type): the quarantine must hold each once.
 REJECT_EVERY = 500
-AS_OF = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
 def client(redis_url: str) -> Celery:
@@ -25,8 +25,15 @@ def client(redis_url: str) -> Celery:
 def big_batch(conn: psycopg.Connection, rows: int) -> tuple[list[dict[str, Any]], int]:
     """`rows` events over 50 users, ids derived from the batch id; returns (batch, valid count)."""
     users = [str(u) for u in add_users(conn, 50)]
-    batch = [{"user_id": users[n % 50], "event_type": "nudge_sent" if n % REJECT_EVERY == 7 else "app_open",
-              "timestamp": "2026-03-01T10:00:00Z", "value": {"n": n}} for n in range(rows)]
+    batch = [
+        {
+            "user_id": users[n % 50],
+            "event_type": "nudge_sent" if n % REJECT_EVERY == 7 else "app_open",
+            "timestamp": "2026-03-01T10:00:00Z",
+            "value": {"n": n},
+        }
+        for n in range(rows)
+    ]
     return batch, rows - sum(1 for n in range(rows) if n % REJECT_EVERY == 7)
 
 
@@ -35,10 +42,12 @@ def assert_imported_exactly(conn: psycopg.Connection, batch_id: str, valid: int,
     quarantined once."""
     events, distinct_ids, distinct_n = conn.execute(
         "select count(*), count(distinct id), count(distinct value->>'n') from engagement_events"
-        " where event_type = 'app_open'").fetchone()
+        " where event_type = 'app_open'"
+    ).fetchone()
     assert (events, distinct_ids, distinct_n) == (valid, valid, valid)
-    assert conn.execute("select count(*), count(distinct position) from engagement_import_quarantine"
-                        " where batch_id = %s", (batch_id,)).fetchone() == (rejected, rejected)
+    assert conn.execute(
+        "select count(*), count(distinct position) from engagement_import_quarantine where batch_id = %s", (batch_id,)
+    ).fetchone() == (rejected, rejected)
 
 
 def imported(conn: psycopg.Connection) -> int:
@@ -48,17 +57,27 @@ def imported(conn: psycopg.Connection) -> int:
 def due_users(conn: psycopg.Connection, count: int) -> list[uuid.UUID]:
     """`count` users who signed up before, and were last seen 3 days before, AS_OF: all due."""
     signed_up = AS_OF - timedelta(days=9)
-    users = [row[0] for row in conn.execute(
-        "insert into auth.users (id, created_at, raw_user_meta_data) select gen_random_uuid(), %s, '{}' from generate_series(1, %s)"
-        " returning id", (signed_up, count)).fetchall()]
-    conn.execute("insert into engagement_events (user_id, timestamp, event_type)"
-                 " select unnest(%s::uuid[]), %s, 'app_open'", (users, AS_OF - timedelta(days=3)))
+    users = [
+        row[0]
+        for row in conn.execute(
+            "insert into auth.users (id, created_at, raw_user_meta_data) select gen_random_uuid(), %s, '{}' from generate_series(1, %s)"
+            " returning id",
+            (signed_up, count),
+        ).fetchall()
+    ]
+    conn.execute(
+        "insert into engagement_events (user_id, timestamp, event_type) select unnest(%s::uuid[]), %s, 'app_open'",
+        (users, AS_OF - timedelta(days=3)),
+    )
     return users
 
 
 def nudge_counts(conn: psycopg.Connection) -> dict[uuid.UUID, int]:
-    return dict(conn.execute("select user_id, count(*) from engagement_events where event_type = 'nudge_sent'"
-                             " group by user_id").fetchall())
+    return dict(
+        conn.execute(
+            "select user_id, count(*) from engagement_events where event_type = 'nudge_sent' group by user_id"
+        ).fetchall()
+    )
 
 
 def assert_nudged_once(conn: psycopg.Connection, users: list[uuid.UUID]) -> None:
@@ -75,7 +94,8 @@ def terminate_busy_backend(conn: psycopg.Connection, timeout: float = 30) -> int
         row = conn.execute(
             "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
             " and backend_type = 'client backend' and state in ('active', 'idle in transaction')"
-            " limit 1").fetchone()
+            " limit 1"
+        ).fetchone()
         if row and conn.execute("select pg_terminate_backend(%s)", (row[0],)).fetchone()[0]:
             return row[0]
         time.sleep(0.005)

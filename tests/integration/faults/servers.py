@@ -6,6 +6,7 @@ A missing binary fails the test (pytest.fail), it is never skipped.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -47,9 +48,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                _binary("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -92,9 +105,19 @@ class PostgresServer:
         self._as_postgres(self.initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
 
     def start(self) -> None:
-        self._as_postgres(self.pg_ctl, "-D", str(self.data), "-w", "-t", "30", "-l", str(self.folder / "log"),
-                          "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-                                f"-c fsync=off", "start")
+        self._as_postgres(
+            self.pg_ctl,
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "30",
+            "-l",
+            str(self.folder / "log"),
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         self._as_postgres(self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -104,8 +127,6 @@ class PostgresServer:
             conn.execute("create database engagement")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.folder, ignore_errors=True)

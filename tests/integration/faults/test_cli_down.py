@@ -18,8 +18,13 @@ from tests.integration.worker_process import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 DATABASE_COMMANDS = [
-    ["worker", "scan"], ["worker", "scan", "--dry-run"], ["worker", "import", "{file}"], ["worker", "tail"],
-    ["events_schema", "migrate"], ["events_schema", "status"], ["events_schema", "seed", "--users", "3"],
+    ["worker", "scan"],
+    ["worker", "scan", "--dry-run"],
+    ["worker", "import", "{file}"],
+    ["worker", "tail"],
+    ["events_schema", "migrate"],
+    ["events_schema", "status"],
+    ["events_schema", "seed", "--users", "3"],
     ["events_schema", "audit"],
 ]
 BROKER_COMMANDS = [["worker", "import", "{file}", "--enqueue"]]
@@ -29,12 +34,23 @@ def run_down(args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProce
     path = tmp_path / "events.ndjson"
     path.write_text(json.dumps({"user_id": "00000000-0000-0000-0000-000000000001", "event_type": "app_open"}) + "\n")
     dead = free_port()  # nothing listens there
-    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{dead}/engagement",
-           "REDIS_URL": f"redis://127.0.0.1:{dead}/0", "EVENTS_STATE_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{dead}/engagement",
+        "REDIS_URL": f"redis://127.0.0.1:{dead}/0",
+        "EVENTS_STATE_DIR": str(tmp_path),
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", *(a.format(file=path) for a in args)], env=env,
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", *(a.format(file=path) for a in args)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     return result, time.monotonic() - started
 
 
@@ -46,6 +62,5 @@ def test_a_command_with_its_server_down_says_so_in_one_line(args: list[str], tmp
     assert "Traceback" not in result.stderr and lines, result.stderr
     assert lines[0].startswith("error: ") and len(lines) <= 2, result.stderr
     assert seconds < 15
-    expected = ("PROMETHEUS_MULTIPROC_DIR" if args[-1] == "metrics"
-                else "broker" if "--enqueue" in args else "connect")
+    expected = "PROMETHEUS_MULTIPROC_DIR" if args[-1] == "metrics" else "broker" if "--enqueue" in args else "connect"
     assert expected in lines[0]

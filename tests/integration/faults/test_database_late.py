@@ -37,13 +37,20 @@ def test_a_worker_started_before_the_database_recovers_when_it_comes(
     private_postgres.stop()
 
     queue = f"fault-{uuid.uuid4().hex[:12]}"
-    env = celery_env(queue, DATABASE_URL=private_postgres.url, REDIS_URL=own_redis.url,
-                     TASK_RETRY_BACKOFF_SECONDS="1", TASK_RETRY_BACKOFF_MAX_SECONDS="2", QUIET_HOURS_ENABLED="false")
+    env = celery_env(
+        queue,
+        DATABASE_URL=private_postgres.url,
+        REDIS_URL=own_redis.url,
+        TASK_RETRY_BACKOFF_SECONDS="1",
+        TASK_RETRY_BACKOFF_MAX_SECONDS="2",
+        QUIET_HOURS_ENABLED="false",
+    )
     worker = start_worker(env, queue)  # ready although the database is down
     try:
         result = client(own_redis.url).send_task("scan_inactive", kwargs={"as_of": AS_OF.isoformat()}, queue=queue)
-        wait_until(lambda: worker.output().count("Retry in") >= 2, 60,
-                   lambda: f"the task did not retry:\n{worker.output()}")
+        wait_until(
+            lambda: worker.output().count("Retry in") >= 2, 60, lambda: f"the task did not retry:\n{worker.output()}"
+        )
         private_postgres.start()
         summary = result.get(timeout=60)
         log = worker.output()

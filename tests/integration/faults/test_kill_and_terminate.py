@@ -14,7 +14,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.integration.faults.data import (
-    AS_OF, assert_imported_exactly, assert_nudged_once, big_batch, client, due_users, imported, nudge_counts,
+    AS_OF,
+    assert_imported_exactly,
+    assert_nudged_once,
+    big_batch,
+    client,
+    due_users,
+    imported,
+    nudge_counts,
     terminate_busy_backend,
 )
 from tests.integration.faults.processes import Process, start_worker, wait_until
@@ -68,8 +75,9 @@ def test_a_connection_terminated_mid_import_is_retried_with_backoff(
     env = {**fault_env, "IMPORT_CHUNK_SIZE": "500", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     worker = start_worker(env, queue)
     try:
-        result = client(env["REDIS_URL"]).send_task("import_events", kwargs={"batch": batch, "batch_id": "cut"},
-                                                   queue=queue)
+        result = client(env["REDIS_URL"]).send_task(
+            "import_events", kwargs={"batch": batch, "batch_id": "cut"}, queue=queue
+        )
         wait_until(lambda: imported(admin) > 0, 60, "the import never started")
         cut_until_the_task_retries(admin, worker)
         summary = result.get(timeout=120)
@@ -78,8 +86,12 @@ def test_a_connection_terminated_mid_import_is_retried_with_backoff(
     print("retried import:", {k: summary[k] for k in ("inserted", "duplicates", "rejected")})
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(tmp_path))
-    retries = [s for metric in registry.collect() for s in metric.samples
-               if s.name == "engagement_task_retries_total" and s.labels["task"] == "import_events"]
+    retries = [
+        s
+        for metric in registry.collect()
+        for s in metric.samples
+        if s.name == "engagement_task_retries_total" and s.labels["task"] == "import_events"
+    ]
     # AdminShutdown, or OperationalError when the cut reaches an idle-in-transaction connection.
     assert sum(s.value for s in retries) >= 1
     # The retry inserted what the cut attempt had not committed, and counted the rest as duplicates.
@@ -94,8 +106,7 @@ def test_a_connection_terminated_mid_scan_is_retried_and_nudges_each_due_user_on
     env = {**fault_env, "SCAN_BATCH_SIZE": "25"}
     worker = start_worker(env, queue)
     try:
-        result = client(env["REDIS_URL"]).send_task("scan_inactive", kwargs={"as_of": AS_OF.isoformat()},
-                                                   queue=queue)
+        result = client(env["REDIS_URL"]).send_task("scan_inactive", kwargs={"as_of": AS_OF.isoformat()}, queue=queue)
         wait_until(lambda: len(nudge_counts(admin)) > 0, 60, "the scan never nudged")
         cut_until_the_task_retries(admin, worker)
         summary = result.get(timeout=120)
@@ -126,8 +137,11 @@ def test_a_worker_killed_mid_scan_is_finished_by_the_restarted_worker(
     time.sleep(max(0.0, 5.5 - (time.monotonic() - killed_at)))
     restarted = start_worker(env, queue, "again")
     try:
-        wait_until(lambda: len(nudge_counts(admin)) >= len(users), 90,
-                   lambda: f"{len(nudge_counts(admin))} of {len(users)} nudged:\n{restarted.output()}")
+        wait_until(
+            lambda: len(nudge_counts(admin)) >= len(users),
+            90,
+            lambda: f"{len(nudge_counts(admin))} of {len(users)} nudged:\n{restarted.output()}",
+        )
         restarted.wait_for("succeeded", 30)
     finally:
         restarted.stop()

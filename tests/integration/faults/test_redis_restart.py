@@ -54,12 +54,18 @@ def test_an_idle_worker_resumes_consuming_after_the_broker_restarts(
         wait_until(lambda: stored_ids(admin) >= first, 30, "the worker did not consume before the restart")
         own_redis.stop()
         # Down long enough for the worker to notice and start reconnecting.
-        wait_until(lambda: "Connection to broker lost" in worker.output(), 30,
-                   lambda: f"the worker did not notice:\n{worker.output()}")
+        wait_until(
+            lambda: "Connection to broker lost" in worker.output(),
+            30,
+            lambda: f"the worker did not notice:\n{worker.output()}",
+        )
         own_redis.start()
         after = send_batches(own_redis.url, queue, users, 10)
-        wait_until(lambda: stored_ids(admin) >= first | after, 60,
-                   lambda: f"{len(stored_ids(admin))} of 13 events:\n{worker.output()}")
+        wait_until(
+            lambda: stored_ids(admin) >= first | after,
+            60,
+            lambda: f"{len(stored_ids(admin))} of 13 events:\n{worker.output()}",
+        )
         # And it goes on consuming: another round, well after the reconnect.
         more = send_batches(own_redis.url, queue, users, 5)
         wait_until(lambda: stored_ids(admin) >= first | after | more, 30, "the worker stopped consuming")

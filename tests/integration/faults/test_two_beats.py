@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -22,8 +22,12 @@ WAVES, PER_WAVE = 6, 25
 def test_two_workers_and_two_beats_nudge_each_due_user_once(
     admin: psycopg.Connection, fault_env: dict[str, str], queue: str, tmp_path: Path
 ) -> None:
-    env = {**fault_env, "SCAN_INTERVAL_SECONDS": "1", "NUDGE_COOLDOWN_HOURS": "0",
-           "NUDGE_RULES": json.dumps([{"name": "quick", "threshold_hours": THRESHOLD_HOURS}])}
+    env = {
+        **fault_env,
+        "SCAN_INTERVAL_SECONDS": "1",
+        "NUDGE_COOLDOWN_HOURS": "0",
+        "NUDGE_RULES": json.dumps([{"name": "quick", "threshold_hours": THRESHOLD_HOURS}]),
+    }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     processes = [start_worker(env, queue, "one", concurrency=2), start_worker(env, queue, "two", concurrency=2)]
@@ -31,12 +35,19 @@ def test_two_workers_and_two_beats_nudge_each_due_user_once(
         processes += [start_beat(env, str(tmp_path / "a")), start_beat(env, str(tmp_path / "b"))]
         users = []
         for _ in range(WAVES):  # users keep coming due while the scans repeat
-            users += [row[0] for row in admin.execute(
-                "insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s) returning id",
-                (datetime.now(timezone.utc), PER_WAVE)).fetchall()]
+            users += [
+                row[0]
+                for row in admin.execute(
+                    "insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s) returning id",
+                    (datetime.now(UTC), PER_WAVE),
+                ).fetchall()
+            ]
             time.sleep(1.5)
-        wait_until(lambda: len(nudge_counts(admin)) >= len(users), 60,
-                   lambda: f"{len(nudge_counts(admin))} of {len(users)} nudged")
+        wait_until(
+            lambda: len(nudge_counts(admin)) >= len(users),
+            60,
+            lambda: f"{len(nudge_counts(admin))} of {len(users)} nudged",
+        )
         time.sleep(3)  # a few more cycles of both beats: nothing more may be written
         scans = sum(p.output().count("scan_inactive scan") for p in processes[:2])
     finally:

@@ -31,17 +31,22 @@ def _users(admin: psycopg.Connection, n: int) -> list[UUID]:
         # sign-up times had a rule for a NULL created_at.
         "insert into auth.users (id, email, created_at)"
         " select gen_random_uuid(), 'feed' || g || '-' || gen_random_uuid() || '@example.com', now()"
-        " from generate_series(1, %s) g returning id", (n,)).fetchall()
+        " from generate_series(1, %s) g returning id",
+        (n,),
+    ).fetchall()
     return [row[0] for row in rows]
 
 
-def _insert(conn: psycopg.Connection, user_id: UUID, n: int = 1, event_type: str = "app_open",
-            age: str = "0 seconds") -> list[UUID]:
+def _insert(
+    conn: psycopg.Connection, user_id: UUID, n: int = 1, event_type: str = "app_open", age: str = "0 seconds"
+) -> list[UUID]:
     """n events for one user in one statement (one transaction when autocommit)."""
     rows = conn.execute(
-        "insert into engagement_events (user_id, event_type, \"timestamp\", value)"
+        'insert into engagement_events (user_id, event_type, "timestamp", value)'
         " select %s, %s, now() - %s::interval, jsonb_build_object('n', g) from generate_series(1, %s) g"
-        " returning id", (user_id, event_type, age, n)).fetchall()
+        " returning id",
+        (user_id, event_type, age, n),
+    ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -76,8 +81,14 @@ def test_cursor_round_trips_and_garbage_is_refused() -> None:
         text = cursor.encode()
         assert text.isascii() and text.startswith("A") and " " not in text
         assert Cursor.decode(text) == cursor
-    for garbage in ("", "hello", "B" + cursors[2].encode()[1:], cursors[2].encode() + "AA",
-                    cursors[2].encode()[:-2], "%%%"):
+    for garbage in (
+        "",
+        "hello",
+        "B" + cursors[2].encode()[1:],
+        cursors[2].encode() + "AA",
+        cursors[2].encode()[:-2],
+        "%%%",
+    ):
         with pytest.raises(FeedError, match="not a feed cursor"):
             Cursor.decode(garbage)
     # Cursors of the dropped log table (version 1) are refused with a way forward, not misread.
@@ -97,7 +108,12 @@ def test_a_consumer_receives_an_insert_when_it_commits(db_url: str, admin: psyco
         [event] = subscription.next_batch(timeout=10)
         assert time.monotonic() - started < 5
     assert (event.id, event.user_id, event.event_type, event.value, event.is_deleted) == (
-        event_id, user, "goal_complete", {"n": 1}, False)
+        event_id,
+        user,
+        "goal_complete",
+        {"n": 1},
+        False,
+    )
     assert event.timestamp.utcoffset().total_seconds() == 0
 
 
@@ -112,7 +128,7 @@ def test_two_consumers_of_one_database_both_receive_a_trickle(db_url: str, admin
             got: dict[str, tuple[list[UUID], float]] = {}
 
             def wait(name: str, subscription: Subscription) -> None:
-                got[name] = (_ids(subscription.next_batch(timeout=5)), time.monotonic())
+                got[name] = (_ids(subscription.next_batch(timeout=5)), time.monotonic())  # noqa: B023
 
             threads = [threading.Thread(target=wait, args=item) for item in (("first", first), ("second", second))]
             for thread in threads:
@@ -145,9 +161,7 @@ def test_writers_notify_only_while_a_consumer_waits(db_url: str, admin: psycopg.
         assert list(consumer.notifies(timeout=0.3)) == []
 
 
-def test_a_user_consumer_receives_exactly_what_rls_lets_the_user_read(
-    db_url: str, admin: psycopg.Connection
-) -> None:
+def test_a_user_consumer_receives_exactly_what_rls_lets_the_user_read(db_url: str, admin: psycopg.Connection) -> None:
     users = _users(admin, 8)
     watched = users[:2]
     feed = Feed(_authenticator_url(db_url), page_size=7, poll_interval=0.2)
@@ -176,14 +190,14 @@ def test_a_user_consumer_receives_exactly_what_rls_lets_the_user_read(
         thread.start()
     # Rows users may never see: soft-deleted in the same transaction that wrote them, and written
     # already deleted by the service (an import of deleted rows).
-    with connect(db_url) as service:
-        with request(service, "service_role"):
-            for user in watched:
-                ids = _insert(service, user, n=3, event_type="coach_message")
-                service.execute("update engagement_events set is_deleted = true where id = any(%s)", (ids,))
-                service.execute(
-                    "insert into engagement_events (user_id, event_type, is_deleted) values (%s, 'app_open', true)",
-                    (user,))
+    with connect(db_url) as service, request(service, "service_role"):
+        for user in watched:
+            ids = _insert(service, user, n=3, event_type="coach_message")
+            service.execute("update engagement_events set is_deleted = true where id = any(%s)", (ids,))
+            service.execute(
+                "insert into engagement_events (user_id, event_type, is_deleted) values (%s, 'app_open', true)",
+                (user,),
+            )
     for thread in writers:
         thread.join()
     writing.clear()
@@ -191,8 +205,10 @@ def test_a_user_consumer_receives_exactly_what_rls_lets_the_user_read(
         thread.join()
 
     for user in watched:
-        expected = {row[0] for row in admin.execute(
-            "select id from engagement_events where user_id = %s and not is_deleted", (user,))}
+        expected = {
+            row[0]
+            for row in admin.execute("select id from engagement_events where user_id = %s and not is_deleted", (user,))
+        }
         ids = _ids(received[user])
         assert len(ids) == len(set(ids)), "an event was delivered twice"
         assert set(ids) == expected
@@ -208,13 +224,17 @@ def test_writers_cannot_choose_a_rows_feed_position(
     [user] = _users(admin, 1)
     claims = claims_for("authenticated", user)
     with pytest.raises(errors.InsufficientPrivilege), request(api, "authenticated", claims):
-        api.execute("insert into engagement_events (user_id, event_type, feed_xid) values (%s, 'app_open', '5')",
-                    (user,))
+        api.execute(
+            "insert into engagement_events (user_id, event_type, feed_xid) values (%s, 'app_open', '5')", (user,)
+        )
     with pytest.raises(errors.InsufficientPrivilege), request(api, "service_role"):
         api.execute("update engagement_events set feed_xid = '5'")
     with pytest.raises(errors.InsufficientPrivilege), request(api, "service_role"):
-        api.execute("insert into engagement_events (user_id, event_type, feed_seq) overriding system value"
-                    " values (%s, 'app_open', 5)", (user,))
+        api.execute(
+            "insert into engagement_events (user_id, event_type, feed_seq) overriding system value"
+            " values (%s, 'app_open', 5)",
+            (user,),
+        )
     with request(api, "authenticated", claims):
         api.execute("insert into engagement_events (user_id, event_type) values (%s, 'app_open')", (user,))
         written = api.execute("select feed_xid::text, pg_current_xact_id()::text from engagement_events").fetchone()
@@ -241,8 +261,8 @@ def test_resuming_after_a_stop_delivers_every_event_exactly_once(db_url: str, ad
         early_xid = long_running.execute("select pg_current_xact_id()::text::bigint").fetchone()[0]
         others = _insert(admin, users[2], n=3, age="30 days") + _insert(admin, users[2], n=4)
         xids = admin.execute(
-            "select distinct feed_xid::text::bigint from engagement_events where id = any(%s)",
-            (others,)).fetchall()
+            "select distinct feed_xid::text::bigint from engagement_events where id = any(%s)", (others,)
+        ).fetchall()
         assert min(row[0] for row in xids) > early_xid, "a position-based cursor would now skip it"
 
         with feed.subscribe(since=cursor) as second:
@@ -315,7 +335,7 @@ def test_events_from_before_the_feed_moved_onto_the_table_are_delivered_from_the
 
 def test_a_cursor_from_another_database_history_is_refused(db_url: str) -> None:
     ahead = Cursor(Snapshot(10**12, 10**12)).encode()
-    with Feed(db_url).subscribe(since=ahead) as subscription:
+    with Feed(db_url).subscribe(since=ahead) as subscription:  # noqa: SIM117
         with pytest.raises(FeedError, match="ahead of this database"):
             subscription.next_batch(timeout=0.1)
 
@@ -326,10 +346,12 @@ def test_engagement_events_is_published_for_realtime_with_a_usable_replica_ident
     published = admin.execute(
         "select p.pubinsert, t.tablename from pg_publication p"
         " join pg_publication_tables t on t.pubname = p.pubname"
-        " where p.pubname = 'supabase_realtime' and t.schemaname = 'public'").fetchall()
+        " where p.pubname = 'supabase_realtime' and t.schemaname = 'public'"
+    ).fetchall()
     assert (True, "engagement_events") in published
     # Realtime streams INSERTs from the new row; DEFAULT identity (the primary key) is enough.
     identity, has_primary_key = admin.execute(
         "select c.relreplident, exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)"
-        " from pg_class c where c.oid = 'public.engagement_events'::regclass").fetchone()
+        " from pg_class c where c.oid = 'public.engagement_events'::regclass"
+    ).fetchone()
     assert (identity, has_primary_key) == ("d", True)

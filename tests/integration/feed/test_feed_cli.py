@@ -13,9 +13,8 @@ from uuid import UUID
 
 import psycopg
 
-from worker.feed import Feed
-
 from tests.integration.worker_process import PROJECT_ROOT
+from worker.feed import Feed
 
 
 class Tail:
@@ -23,9 +22,12 @@ class Tail:
 
     def __init__(self, db_url: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "tail", *args], cwd=PROJECT_ROOT,
-            env={**os.environ, "DATABASE_URL": db_url}, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "worker", "tail", *args],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "DATABASE_URL": db_url},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
@@ -57,7 +59,8 @@ def _user(admin: psycopg.Connection) -> UUID:
 def _insert(admin: psycopg.Connection, user: UUID, event_type: str) -> UUID:
     return admin.execute(
         "insert into engagement_events (user_id, event_type, value) values (%s, %s, '{\"k\": 1}') returning id",
-        (user, event_type)).fetchone()[0]
+        (user, event_type),
+    ).fetchone()[0]
 
 
 def test_tail_prints_json_lines_exits_0_on_ctrl_c_and_resumes(db_url: str, admin: psycopg.Connection) -> None:
@@ -70,7 +73,11 @@ def test_tail_prints_json_lines_exits_0_on_ctrl_c_and_resumes(db_url: str, admin
     wanted = _insert(admin, user, "goal_complete")
     printed = json.loads(tail.line())
     assert (printed["id"], printed["event_type"], printed["user_id"], printed["is_deleted"]) == (
-        str(wanted), "goal_complete", str(user), False)
+        str(wanted),
+        "goal_complete",
+        str(user),
+        False,
+    )
     assert printed["value"] == {"k": 1} and printed["timestamp"].endswith("+00:00")
     status, stderr = tail.interrupt()
     assert status == 0
@@ -97,8 +104,12 @@ def test_tail_for_a_user_prints_only_what_that_user_may_read(db_url: str, admin:
 
 def test_tail_refuses_a_bad_cursor_in_one_line(db_url: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "worker", "tail", "--since", "not-a-cursor"], cwd=PROJECT_ROOT,
-        env={**os.environ, "DATABASE_URL": db_url}, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "worker", "tail", "--since", "not-a-cursor"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: not a feed cursor: 'not-a-cursor'"]

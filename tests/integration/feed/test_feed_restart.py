@@ -55,7 +55,9 @@ def _crash(state_dir: Path) -> None:
 def test_a_consumer_loses_nothing_when_the_server_restarts(embedded: tuple[Path, str]) -> None:
     state_dir, url = embedded
     with connect(url, autocommit=True) as admin:
-        user: UUID = admin.execute("insert into auth.users (id, email) values (gen_random_uuid(), 'restart@example.com') returning id").fetchone()[0]
+        user: UUID = admin.execute(
+            "insert into auth.users (id, email) values (gen_random_uuid(), 'restart@example.com') returning id"
+        ).fetchone()[0]
     received: list[FeedEvent] = []
     stop = threading.Event()
     written = threading.Semaphore(0)
@@ -75,8 +77,10 @@ def test_a_consumer_loses_nothing_when_the_server_restarts(embedded: tuple[Path,
         while not stop.is_set():
             try:
                 conn = conn or connect(url, autocommit=True)
-                conn.execute("insert into engagement_events (user_id, event_type, value) values (%s, 'app_open', %s)",
-                             (user, psycopg.types.json.Jsonb({"n": n})))
+                conn.execute(
+                    "insert into engagement_events (user_id, event_type, value) values (%s, 'app_open', %s)",
+                    (user, psycopg.types.json.Jsonb({"n": n})),
+                )
                 n += 1
                 written.release()
             except (psycopg.OperationalError, DatabaseUnavailable):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -27,8 +27,14 @@ INTERVAL = 600
 
 def health_cli(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "worker", "health", *args], env=env, cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "health", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result, time.monotonic() - started
 
 
@@ -43,7 +49,7 @@ def queue() -> str:
 
 @pytest.fixture
 def scanned_now(db_url: str) -> None:
-    run_scan(datetime.now(timezone.utc), url=db_url)
+    run_scan(datetime.now(UTC), url=db_url)
     dispose_engines()
 
 
@@ -52,8 +58,12 @@ def test_healthy_with_a_real_worker_on_the_queue_and_the_worker_login(
     db_url: str, redis_url: str, queue: str, scanned_now: None
 ) -> None:
     worker_url = make_url(db_url).set(username="engagement_worker").render_as_string(hide_password=False)
-    env = celery_env(queue, database_url="postgresql://postgres@127.0.0.1:1/unused",
-                     worker_database_url=worker_url, redis_url=redis_url)
+    env = celery_env(
+        queue,
+        database_url="postgresql://postgres@127.0.0.1:1/unused",
+        worker_database_url=worker_url,
+        redis_url=redis_url,
+    )
     with running_worker(env, queue):
         result, _ = health_cli(env, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -88,7 +98,7 @@ def test_a_pending_migration_and_a_rule_never_scanned_are_unhealthy(
 
 def test_overdue_exactly_after_the_allowed_intervals(db_url: str) -> None:
     """Both sides of the boundary, with the instants passed in (the scan's as_of is its time)."""
-    scanned_at = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    scanned_at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     run_scan(scanned_at, url=db_url)
     dispose_engines()
     settings = Settings(_env_file=None, scan_interval_seconds=INTERVAL)
@@ -103,7 +113,7 @@ def test_overdue_exactly_after_the_allowed_intervals(db_url: str) -> None:
 def test_a_sharded_rule_is_scanned_only_when_every_shard_is_and_as_late_as_its_latest(db_url: str) -> None:
     from worker.scan.shards import Shard
 
-    early, late = (datetime(2026, 12, 1, h, 0, tzinfo=timezone.utc) for h in (11, 12))
+    early, late = (datetime(2026, 12, 1, h, 0, tzinfo=UTC) for h in (11, 12))
     settings = Settings(_env_file=None, scan_interval_seconds=INTERVAL, scan_shards=2)
     run_scan(early, url=db_url, shard=Shard(0, 2))
     dispose_engines()
@@ -121,7 +131,8 @@ def test_a_sharded_rule_is_scanned_only_when_every_shard_is_and_as_late_as_its_l
 def test_a_server_down_is_one_line_fast_and_unhealthy(db_url: str, redis_url: str, queue: str, down: str) -> None:
     env = celery_env(queue, database_url=db_url, redis_url=redis_url)
     env["DATABASE_URL" if down == "database" else "REDIS_URL"] = (
-        "postgresql://postgres@127.0.0.1:1/nowhere" if down == "database" else "redis://127.0.0.1:1/0")
+        "postgresql://postgres@127.0.0.1:1/nowhere" if down == "database" else "redis://127.0.0.1:1/0"
+    )
     result, seconds = health_cli(env, "--timeout", "2")
     assert result.returncode == 1 and result.stderr == "" and "Traceback" not in result.stdout
     [line] = [line for line in result.stdout.splitlines() if line.split()[1:2] == [down]]

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +15,27 @@ import psycopg
 
 from tests.integration.worker_process import PROJECT_ROOT
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def add_users(conn: psycopg.Connection, count: int = 1) -> list[uuid.UUID]:
-    return [row[0] for row in conn.execute(
-        "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id", (count,)
-    ).fetchall()]
+    return [
+        row[0]
+        for row in conn.execute(
+            "insert into auth.users (id) select gen_random_uuid() from generate_series(1, %s) returning id", (count,)
+        ).fetchall()
+    ]
 
 
 def event(user: uuid.UUID, event_type: str = "app_open", **fields: Any) -> dict[str, Any]:
     """A valid event object with its own id, so a test can look it up."""
-    return {"id": str(uuid.uuid4()), "user_id": str(user), "event_type": event_type,
-            "timestamp": "2025-06-01T10:00:00Z", **fields}
+    return {
+        "id": str(uuid.uuid4()),
+        "user_id": str(user),
+        "event_type": event_type,
+        "timestamp": "2025-06-01T10:00:00Z",
+        **fields,
+    }
 
 
 def stored_ids(conn: psycopg.Connection) -> set[str]:
@@ -50,6 +58,9 @@ def import_cli(args: list[str], db_url: str, **env: str) -> subprocess.Completed
     """`python -m worker import ...` as an operator runs it, against this test's database."""
     return subprocess.run(
         [sys.executable, "-m", "worker", "import", *args],
-        env={**os.environ, "DATABASE_URL": db_url, **env}, cwd=PROJECT_ROOT,
-        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DATABASE_URL": db_url, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )

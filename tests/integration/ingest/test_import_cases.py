@@ -41,8 +41,11 @@ def test_both_importers_give_every_case_its_outcome(admin: psycopg.Connection, a
     expected = {i: case.refused(ctx) for i, case in enumerate(CASES)}
     for name, summary in (("import_events()", rpc_summary), ("Python importer", task_summary)):
         outcome = {i: None for i in range(len(CASES))} | {e["index"]: e["error"] for e in summary["errors"]}
-        wrong = [f"{CASES[i].name}: expected {expected[i]!r}, got {outcome[i]!r}"
-                 for i in expected if outcome[i] != expected[i]]
+        wrong = [
+            f"{CASES[i].name}: expected {expected[i]!r}, got {outcome[i]!r}"
+            for i in expected
+            if outcome[i] != expected[i]
+        ]
         assert not wrong, f"{name} disagrees with the table:\n" + "\n".join(wrong)
     accepted = sum(1 for reason in expected.values() if reason is None)
     assert rpc_summary == task_summary

@@ -30,12 +30,15 @@ def test_pgcrypto_is_what_runs_here(admin: psycopg.Connection) -> None:
     assert ".digest(message, 'sha1')" in body
 
 
-@pytest.mark.parametrize("batch_id", ["crm-2026-11-26", "", "é😀 batch", "x" * 150,
-                                      "sha256:0123456789abcdef0123456789abcdef"])
+@pytest.mark.parametrize(
+    "batch_id", ["crm-2026-11-26", "", "é😀 batch", "x" * 150, "sha256:0123456789abcdef0123456789abcdef"]
+)
 def test_event_ids_are_the_python_importers(admin: psycopg.Connection, batch_id: str) -> None:
     positions = [0, 1, 41, 10**12]
-    got = [admin.execute("select public.engagement_import_event_id(%s, %s)", (batch_id, p)).fetchone()[0]
-           for p in positions]
+    got = [
+        admin.execute("select public.engagement_import_event_id(%s, %s)", (batch_id, p)).fetchone()[0]
+        for p in positions
+    ]
     assert got == [derive_event_id(batch_id, p) for p in positions]
 
 

@@ -16,17 +16,26 @@ BAD_EVERY = 10_000  # line numbers 10000, 20000, ... carry a reserved event type
 
 
 @pytest.mark.slow
-def test_200k_rows_through_the_cli_with_a_correct_summary(admin: psycopg.Connection, db_url: str, tmp_path: Path) -> None:
+def test_200k_rows_through_the_cli_with_a_correct_summary(
+    admin: psycopg.Connection, db_url: str, tmp_path: Path
+) -> None:
     users = [str(u) for u in add_users(admin, 1000)]
     path = tmp_path / "backfill.ndjson"
     with path.open("w") as out:
         for line in range(1, ROWS + 1):
-            out.write(json.dumps({
-                "user_id": users[line % len(users)],
-                "event_type": "nudge_sent" if line % BAD_EVERY == 0 else ("app_open", "goal_complete", "steps_import")[line % 3],
-                "timestamp": f"2025-{1 + line % 12:02d}-{1 + line % 28:02d}T{line % 24:02d}:{line % 60:02d}:00Z",
-                "value": {"steps": line} if line % 3 == 2 else {},
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "user_id": users[line % len(users)],
+                        "event_type": "nudge_sent"
+                        if line % BAD_EVERY == 0
+                        else ("app_open", "goal_complete", "steps_import")[line % 3],
+                        "timestamp": f"2025-{1 + line % 12:02d}-{1 + line % 28:02d}T{line % 24:02d}:{line % 60:02d}:00Z",
+                        "value": {"steps": line} if line % 3 == 2 else {},
+                    }
+                )
+                + "\n"
+            )
 
     started = time.monotonic()
     result = import_cli([str(path), "--json"], db_url)

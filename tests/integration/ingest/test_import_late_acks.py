@@ -49,15 +49,23 @@ def test_a_task_whose_worker_dies_is_run_again_and_writes_once(
     with psycopg.connect(admin.info.dsn) as blocker:  # a transaction of its own, left open
         # A user of its own: the summary rows it locks (engagement_users, engagement_last_activity)
         # are not the batch's, so only the second chunk (with the same id) waits for it.
-        blocker.execute("insert into engagement_events (id, user_id, event_type) values (%s, %s, 'held_row')",
-                        (batch[7]["id"], users[2]))
+        blocker.execute(
+            "insert into engagement_events (id, user_id, event_type) values (%s, %s, 'held_row')",
+            (batch[7]["id"], users[2]),
+        )
         with running_worker(env, queue, pool="prefork", name="first-", log_to=logs) as first:
             sent = celery_cli(["call", "import_events", "--kwargs", json.dumps({"batch": batch, "batch_id": "b"})], env)
             assert sent.returncode == 0, sent.stderr
             # The first chunk is in; the second waits on the open transaction.
-            wait_for(lambda: len(stored_ids(admin)) == 5 and admin.execute(
-                "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
-            ).fetchone()[0] == 1)
+            wait_for(
+                lambda: (
+                    len(stored_ids(admin)) == 5
+                    and admin.execute(
+                        "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
+                    ).fetchone()[0]
+                    == 1
+                )
+            )
             [child] = children(first.pid)
             # The first worker stops taking tasks from the queue, so the redelivery goes to the second.
             stop = celery_cli(["control", "cancel_consumer", queue, "-d", f"first-{queue}@{socket.gethostname()}"], env)
@@ -72,5 +80,7 @@ def test_a_task_whose_worker_dies_is_run_again_and_writes_once(
     assert admin.execute("select count(*) from engagement_events").fetchone()[0] == 10
     second_log, first_log = logs  # the inner block ended first
     task = f"[{sent.stdout.strip()}]"
-    assert f"{task} received" in first_log and "WorkerLostError" in first_log and "succeeded" not in first_log, first_log
+    assert f"{task} received" in first_log and "WorkerLostError" in first_log and "succeeded" not in first_log, (
+        first_log
+    )
     assert f"{task} received" in second_log and f"{task} succeeded" in second_log, second_log

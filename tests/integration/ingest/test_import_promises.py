@@ -12,7 +12,6 @@ import pytest
 
 from tests.integration.ingest.import_helpers import add_users, event, import_cli, quarantined, stored_ids, write_ndjson
 
-
 # Every test runs the engine against its own database (settings_env closes its connections).
 pytestmark = pytest.mark.usefixtures("settings_env")
 
@@ -55,9 +54,11 @@ def test_an_unpaired_surrogate_quarantines_its_row_and_the_rest_of_the_file_impo
     path = tmp_path / "surrogate.ndjson"
     # json.dumps would escape a lone surrogate the same way a sender's encoder does: \ud83d.
     path.write_text(
-        json.dumps(before) + "\n"
-        + '{"user_id": "%s", "event_type": "app_open", "value": {"mood": "\\ud83d"}}\n' % user
-        + json.dumps(after) + "\n",
+        json.dumps(before)
+        + "\n"
+        + f'{{"user_id": "{user}", "event_type": "app_open", "value": {{"mood": "\\ud83d"}}}}\n'
+        + json.dumps(after)
+        + "\n",
         encoding="ascii",
     )
     result = import_cli([str(path), "--json"], db_url)

@@ -23,7 +23,6 @@ from worker.ingest.rows import derive_event_id
 from worker.ingest.sources import batch_content_id
 from worker.tasks import import_events
 
-
 # Every test runs the engine against its own database (settings_env closes its connections).
 pytestmark = pytest.mark.usefixtures("settings_env")
 
@@ -39,8 +38,9 @@ def api_connection(db_url: str) -> psycopg.Connection:
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-def test_only_the_service_role_may_call_it(api: psycopg.Connection, admin: psycopg.Connection,
-                                           user: uuid.UUID, role: str) -> None:
+def test_only_the_service_role_may_call_it(
+    api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID, role: str
+) -> None:
     with pytest.raises(errors.InsufficientPrivilege) as refused:
         call(api, body_of([event(user)]), role=role, user=user if role == "authenticated" else None)
     assert refused.value.sqlstate == "42501"
@@ -67,13 +67,16 @@ def test_good_rows_land_and_bad_rows_are_quarantined_with_reason_and_position(
     assert [(b, p, r) for b, p, _, r in kept] == [("mixed", e["index"], e["error"]) for e in summary["errors"]]
     assert [json.loads(raw) for _, _, raw, _ in kept] == bad
     # Kept with when it arrived (the request's transaction start) and the ids it will get.
-    rows = admin.execute("select received_at, event_id, user_id from engagement_import_quarantine order by position").fetchall()
+    rows = admin.execute(
+        "select received_at, event_id, user_id from engagement_import_quarantine order by position"
+    ).fetchall()
     assert [r[1] for r in rows] == [derive_event_id("mixed", 1), derive_event_id("mixed", 3)]
     assert rows[0][2] == user
 
 
-def test_a_row_without_timestamp_gets_the_requests_time(api: psycopg.Connection, admin: psycopg.Connection,
-                                                        user: uuid.UUID) -> None:
+def test_a_row_without_timestamp_gets_the_requests_time(
+    api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID
+) -> None:
     with api.transaction():
         [started] = api.execute("select transaction_timestamp()").fetchone()
         call(api, body_of([{"user_id": str(user), "event_type": "app_open"}], "clock"))
@@ -92,8 +95,9 @@ def test_a_batch_sent_twice_lands_once(api: psycopg.Connection, admin: psycopg.C
     assert len(quarantined(admin)) == 1
 
 
-def test_two_calls_of_one_batch_at_once_land_it_once(db_url: str, api: psycopg.Connection,
-                                                     admin: psycopg.Connection, user: uuid.UUID) -> None:
+def test_two_calls_of_one_batch_at_once_land_it_once(
+    db_url: str, api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID
+) -> None:
     """The second call waits on the first's uncommitted rows, then finds them: duplicates."""
     batch = [event(user) for _ in range(50)] + [{"user_id": str(user), "event_type": "bad type"}]
     body = body_of(batch, "concurrent")
@@ -106,8 +110,9 @@ def test_two_calls_of_one_batch_at_once_land_it_once(db_url: str, api: psycopg.C
             second = threading.Thread(target=lambda: results.setdefault("second", call(second_conn, body)))
             second.start()
             deadline = time.monotonic() + 30
-            while admin.execute("select wait_event_type from pg_stat_activity where pid = %s",
-                                (second_pid,)).fetchone() != ("Lock",):
+            while admin.execute(
+                "select wait_event_type from pg_stat_activity where pid = %s", (second_pid,)
+            ).fetchone() != ("Lock",):
                 assert time.monotonic() < deadline, "the second call never waited on the first"
                 time.sleep(0.02)
         second.join(30)
@@ -117,12 +122,23 @@ def test_two_calls_of_one_batch_at_once_land_it_once(db_url: str, api: psycopg.C
     assert len(quarantined(admin)) == 1
 
 
-def test_without_a_batch_id_the_content_hash_is_the_tasks(api: psycopg.Connection, admin: psycopg.Connection,
-                                                          user: uuid.UUID) -> None:
+def test_without_a_batch_id_the_content_hash_is_the_tasks(
+    api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID
+) -> None:
     """Rows without ids land once whether sent through the RPC or the Celery task."""
-    batch = [{"user_id": str(user), "event_type": "app_open", "value": v}
-             for v in ({"km": 3.20}, {"b": [1, {"z": None, "a": "é😀\n"}], "a": True}, {"big": 12345678901234567890},
-                       {"small": 0.000123}, {"tiny": 1.5e-7}, {"whole": 100.0}, {"neg": -2.5}, {})]
+    batch = [
+        {"user_id": str(user), "event_type": "app_open", "value": v}
+        for v in (
+            {"km": 3.20},
+            {"b": [1, {"z": None, "a": "é😀\n"}], "a": True},
+            {"big": 12345678901234567890},
+            {"small": 0.000123},
+            {"tiny": 1.5e-7},
+            {"whole": 100.0},
+            {"neg": -2.5},
+            {},
+        )
+    ]
     summary = call(api, body_of(batch))
     assert summary["batch_id"] == batch_content_id(batch, None, None)
     assert summary["inserted"] == len(batch)
@@ -141,8 +157,9 @@ def test_the_same_rows_through_the_task_first_then_the_rpc_land_once(
     assert len(quarantined(admin)) == 1
 
 
-def test_what_it_quarantined_replays_with_the_cli(db_url: str, api: psycopg.Connection,
-                                                   admin: psycopg.Connection) -> None:
+def test_what_it_quarantined_replays_with_the_cli(
+    db_url: str, api: psycopg.Connection, admin: psycopg.Connection
+) -> None:
     """A row refused for its unknown user lands once the user exists, with the id the RPC gave it."""
     later = uuid.uuid4()
     summary = call(api, body_of([{"user_id": str(later), "event_type": "app_open"}], "early"))
@@ -157,8 +174,9 @@ def test_what_it_quarantined_replays_with_the_cli(db_url: str, api: psycopg.Conn
     assert (resent["inserted"], resent["duplicates"], resent["rejected"]) == (0, 1, 0)
 
 
-def test_more_events_than_the_limit_fail_at_once_with_a_clear_error(api: psycopg.Connection,
-                                                                     admin: psycopg.Connection) -> None:
+def test_more_events_than_the_limit_fail_at_once_with_a_clear_error(
+    api: psycopg.Connection, admin: psycopg.Connection
+) -> None:
     # The default limit is 10,000 events: one more is refused before any row is looked at.
     with pytest.raises(psycopg.Error) as refused:
         call(api, body_of([{}] * 10001, "huge"))
@@ -193,8 +211,9 @@ def test_a_batch_that_is_not_an_array_is_refused(api: psycopg.Connection, batch:
         call(api, body_of(batch, "shape"))
 
 
-def test_a_body_postgresql_cannot_store_fails_whole(api: psycopg.Connection, admin: psycopg.Connection,
-                                                    user: uuid.UUID) -> None:
+def test_a_body_postgresql_cannot_store_fails_whole(
+    api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID
+) -> None:
     """\\u0000 cannot become jsonb, and NaN is not JSON: PostgREST's own cast refuses the request
     (HTTP 400) before the function runs, so nothing of it is written, not even its good rows."""
     good = json.dumps(event(user))
@@ -210,8 +229,11 @@ def test_a_body_sent_to_the_rpc_and_imported_by_the_cli_lands_once(
     db_url: str, api: psycopg.Connection, admin: psycopg.Connection, user: uuid.UUID, tmp_path: Any
 ) -> None:
     """The CLI reads a saved request body (--format body) with the RPC's positions and batch id."""
-    batch = [{"user_id": str(user), "event_type": "app_open", "value": {"km": 1.5}},
-             {"user_id": str(user), "event_type": "goal_complete"}, {"user_id": str(user), "event_type": "Bad"}]
+    batch = [
+        {"user_id": str(user), "event_type": "app_open", "value": {"km": 1.5}},
+        {"user_id": str(user), "event_type": "goal_complete"},
+        {"user_id": str(user), "event_type": "Bad"},
+    ]
     for batch_id in ("saved-body", None):
         body = body_of(batch, batch_id)
         first = call(api, body)
@@ -230,7 +252,8 @@ def test_a_file_that_is_not_a_request_body_is_one_line_of_error(db_url: str, tmp
     result = import_cli([str(tmp_path / "body.json"), "--format", "body"], db_url)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f'error: {tmp_path / "body.json"}: a request body is a JSON object {{"batch": [...], "batch_id": "..."}}']
+        f'error: {tmp_path / "body.json"}: a request body is a JSON object {{"batch": [...], "batch_id": "..."}}'
+    ]
 
 
 def test_a_refused_row_with_the_id_of_a_row_that_landed_is_not_kept(

@@ -15,10 +15,9 @@ import psycopg
 import pytest
 
 from tests.integration.ingest.import_helpers import NOW, add_users, event, quarantined, stored_ids
-from worker.ingest.sources import read_rows
 from worker.ingest.importer import import_rows
+from worker.ingest.sources import read_rows
 from worker.tasks import import_events
-
 
 # Every test runs the engine against its own database (settings_env closes its connections).
 pytestmark = pytest.mark.usefixtures("settings_env")
@@ -62,8 +61,10 @@ def test_user_id_is_required(admin: psycopg.Connection, user: uuid.UUID) -> None
 
 def test_event_type_follows_the_tables_rule(admin: psycopg.Connection, user: uuid.UUID) -> None:
     message = import_between_neighbours(admin, user, {"user_id": str(user), "event_type": "App Open"})
-    assert message == ('event_type "App Open" must be lowercase snake_case: a letter, then at most 62 '
-                       "letters, digits or underscores (^[a-z][a-z0-9_]{0,62}$)")
+    assert message == (
+        'event_type "App Open" must be lowercase snake_case: a letter, then at most 62 '
+        "letters, digits or underscores (^[a-z][a-z0-9_]{0,62}$)"
+    )
 
 
 def test_event_type_longer_than_63_characters_is_refused(admin: psycopg.Connection, user: uuid.UUID) -> None:
@@ -77,8 +78,7 @@ def test_every_reserved_event_type_is_refused(admin: psycopg.Connection, user: u
     assert "nudge_sent" in reserved
     listed = ", ".join(sorted(reserved))
     good = event(user)
-    summary = import_events([good] + [{"user_id": str(user), "event_type": t} for t in reserved],
-                            now=NOW.isoformat())
+    summary = import_events([good] + [{"user_id": str(user), "event_type": t} for t in reserved], now=NOW.isoformat())
     assert summary["inserted"] == 1 and summary["rejected"] == len(reserved)
     assert [e["error"] for e in summary["errors"]] == [
         f'event_type "{t}" is reserved for the nudge engine (reserved: {listed})' for t in reserved
@@ -88,14 +88,17 @@ def test_every_reserved_event_type_is_refused(admin: psycopg.Connection, user: u
 
 def test_timestamp_without_offset_is_ambiguous(admin: psycopg.Connection, user: uuid.UUID) -> None:
     message = import_between_neighbours(
-        admin, user, {"user_id": str(user), "event_type": "app_open", "timestamp": "2026-11-26T10:00:00"})
-    assert message == ('timestamp "2026-11-26T10:00:00" has no UTC offset, so the instant is ambiguous; '
-                       "add one, e.g. Z or +02:00")
+        admin, user, {"user_id": str(user), "event_type": "app_open", "timestamp": "2026-11-26T10:00:00"}
+    )
+    assert message == (
+        'timestamp "2026-11-26T10:00:00" has no UTC offset, so the instant is ambiguous; add one, e.g. Z or +02:00'
+    )
 
 
 def test_timestamp_must_be_iso_8601(admin: psycopg.Connection, user: uuid.UUID) -> None:
     message = import_between_neighbours(
-        admin, user, {"user_id": str(user), "event_type": "app_open", "timestamp": 1764151200})
+        admin, user, {"user_id": str(user), "event_type": "app_open", "timestamp": 1764151200}
+    )
     assert message == "timestamp must be an ISO-8601 string with a UTC offset, got number 1764151200"
 
 
@@ -105,9 +108,12 @@ def test_timestamp_beyond_the_clock_skew_is_refused_and_within_it_accepted(
     # The default allowed skew is 300 s; NOW is 12:00:00Z.
     at_limit = event(user, timestamp="2026-11-26T12:05:00Z")
     message = import_between_neighbours(
-        admin, user, {"user_id": str(user), "event_type": "app_open", "timestamp": "2026-11-26T12:05:01Z"})
-    assert message == ('timestamp "2026-11-26T12:05:01Z" is 301 s in the future (now is '
-                       "2026-11-26T12:00:00+00:00); at most 300 s of clock skew is allowed")
+        admin, user, {"user_id": str(user), "event_type": "app_open", "timestamp": "2026-11-26T12:05:01Z"}
+    )
+    assert message == (
+        'timestamp "2026-11-26T12:05:01Z" is 301 s in the future (now is '
+        "2026-11-26T12:00:00+00:00); at most 300 s of clock skew is allowed"
+    )
     assert import_events([at_limit], now=NOW.isoformat())["inserted"] == 1
 
 
@@ -124,7 +130,9 @@ def test_missing_timestamp_is_when_the_batch_arrived(admin: psycopg.Connection, 
     assert stamp == NOW
 
 
-@pytest.mark.parametrize(("value", "shown"), [([1, 2], "array [1, 2]"), ("steps", 'string "steps"'), (None, "null null")])
+@pytest.mark.parametrize(
+    ("value", "shown"), [([1, 2], "array [1, 2]"), ("steps", 'string "steps"'), (None, "null null")]
+)
 def test_value_must_be_a_json_object(admin: psycopg.Connection, user: uuid.UUID, value: Any, shown: str) -> None:
     message = import_between_neighbours(admin, user, {"user_id": str(user), "event_type": "app_open", "value": value})
     assert message == f"value must be a JSON object, got {shown}"
@@ -134,26 +142,30 @@ def test_value_over_the_size_limit_is_refused(admin: psycopg.Connection, user: u
     # {"note":"xxx..."} is 11 bytes plus the string: exactly 65536 bytes passes, one more does not.
     at_limit = event(user, value={"note": "x" * (65536 - 11)})
     message = import_between_neighbours(
-        admin, user, {"user_id": str(user), "event_type": "app_open", "value": {"note": "x" * (65536 - 10)}})
+        admin, user, {"user_id": str(user), "event_type": "app_open", "value": {"note": "x" * (65536 - 10)}}
+    )
     assert message == "value is 65537 bytes as JSON, over the limit of 65536 bytes"
     assert import_events([at_limit], now=NOW.isoformat())["inserted"] == 1
 
 
 def test_value_with_u0000_is_refused(admin: psycopg.Connection, user: uuid.UUID) -> None:
     message = import_between_neighbours(
-        admin, user, {"user_id": str(user), "event_type": "app_open", "value": {"device": {"name": "a\u0000b"}}})
+        admin, user, {"user_id": str(user), "event_type": "app_open", "value": {"device": {"name": "a\u0000b"}}}
+    )
     assert message == "value: $.device.name contains \\u0000, which PostgreSQL's jsonb cannot store"
 
 
 def test_unknown_fields_are_refused(admin: psycopg.Connection, user: uuid.UUID) -> None:
     message = import_between_neighbours(
-        admin, user, {"user_id": str(user), "event_type": "app_open", "properties": {"a": 1}})
+        admin, user, {"user_id": str(user), "event_type": "app_open", "properties": {"a": 1}}
+    )
     assert message == 'unknown field "properties" (fields are: id, user_id, event_type, timestamp, value)'
 
 
 def test_every_problem_of_a_row_is_named(admin: psycopg.Connection, user: uuid.UUID) -> None:
     message = import_between_neighbours(
-        admin, user, {"user_id": str(user), "event_type": "nudge_sent", "timestamp": "yesterday", "value": []})
+        admin, user, {"user_id": str(user), "event_type": "nudge_sent", "timestamp": "yesterday", "value": []}
+    )
     assert message.split("; ") == [
         'event_type "nudge_sent" is reserved for the nudge engine (reserved: nudge_delivered, nudge_failed, nudge_sent)',
         'timestamp "yesterday" is not an ISO-8601 date and time',
@@ -168,22 +180,27 @@ def _import_text(data: bytes, fmt: str) -> dict[str, Any]:
 
 def test_malformed_json_line_is_refused_with_its_line_number(admin: psycopg.Connection, user: uuid.UUID) -> None:
     good = [event(user), event(user)]
-    data = f"{json.dumps(good[0])}\n{{\"user_id\": \"{user}\",, }}\n{json.dumps(good[1])}\n".encode()
+    data = f'{json.dumps(good[0])}\n{{"user_id": "{user}",, }}\n{json.dumps(good[1])}\n'.encode()
     summary = _import_text(data, "ndjson")
     assert summary["inserted"] == 2
-    assert summary["errors"] == [{"line": 2, "error": "bad JSON: Expecting property name enclosed in double quotes at column 52"}]
+    assert summary["errors"] == [
+        {"line": 2, "error": "bad JSON: Expecting property name enclosed in double quotes at column 52"}
+    ]
     assert stored_ids(admin) == {good[0]["id"], good[1]["id"]}
     assert [(p, raw) for _, p, raw, _ in quarantined(admin)] == [(2, f'{{"user_id": "{user}",, }}')]
 
 
 def test_csv_line_with_the_wrong_column_count_is_refused(admin: psycopg.Connection, user: uuid.UUID) -> None:
-    data = (f"user_id,event_type,timestamp,value\n"
-            f'{user},app_open,2026-11-26T10:00:00Z,"{{""steps"": 10}}"\n'
-            f"{user},app_open,2026-11-26T10:00:00Z\n"
-            f"{user},goal_complete,2026-11-26T10:05:00Z,\n").encode()
+    data = (
+        f"user_id,event_type,timestamp,value\n"
+        f'{user},app_open,2026-11-26T10:00:00Z,"{{""steps"": 10}}"\n'
+        f"{user},app_open,2026-11-26T10:00:00Z\n"
+        f"{user},goal_complete,2026-11-26T10:05:00Z,\n"
+    ).encode()
     summary = _import_text(data, "csv")
     assert summary["inserted"] == 2
     assert summary["errors"] == [
-        {"line": 3, "error": "expected 4 CSV columns (user_id,event_type,timestamp,value), got 3"}]
+        {"line": 3, "error": "expected 4 CSV columns (user_id,event_type,timestamp,value), got 3"}
+    ]
     rows = admin.execute("select event_type, value from engagement_events order by timestamp").fetchall()
     assert rows == [("app_open", {"steps": 10}), ("goal_complete", {})]

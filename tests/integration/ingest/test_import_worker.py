@@ -37,8 +37,11 @@ def test_import_events_sent_with_celery_call_runs_in_the_worker_and_dedupes_a_re
     admin: psycopg.Connection, env: dict[str, str], queue: str, redis_url: str
 ) -> None:
     users = add_users(admin, 2)
-    batch = [event(users[0]), {"user_id": str(users[1]), "event_type": "goal_complete"},
-             {"user_id": str(users[1]), "event_type": "nudge_sent"}]
+    batch = [
+        event(users[0]),
+        {"user_id": str(users[1]), "event_type": "goal_complete"},
+        {"user_id": str(users[1]), "event_type": "nudge_sent"},
+    ]
     kwargs = json.dumps({"batch": batch, "batch_id": "via-call"})
 
     with running_worker(env, queue):
@@ -49,8 +52,13 @@ def test_import_events_sent_with_celery_call_runs_in_the_worker_and_dedupes_a_re
         second = task_result(redis_url, resent.stdout.strip())
 
     assert (first["inserted"], first["duplicates"], first["rejected"]) == (2, 0, 1)
-    assert first["errors"] == [{"index": 2, "error": 'event_type "nudge_sent" is reserved for the nudge engine '
-                                                      "(reserved: nudge_delivered, nudge_failed, nudge_sent)"}]
+    assert first["errors"] == [
+        {
+            "index": 2,
+            "error": 'event_type "nudge_sent" is reserved for the nudge engine '
+            "(reserved: nudge_delivered, nudge_failed, nudge_sent)",
+        }
+    ]
     assert (second["inserted"], second["duplicates"], second["rejected"]) == (0, 2, 1)
     assert stored_ids(admin) == {batch[0]["id"], str(derive_event_id("via-call", 1))}
     assert [(b, p) for b, p, _, _ in quarantined(admin)] == [("via-call", 2)]
@@ -67,15 +75,22 @@ def test_cli_enqueue_sends_the_file_to_the_workers_and_sums_their_summaries(
     path.write_text("\n".join(lines) + "\n")
 
     with running_worker(env, queue):
-        result = import_cli([str(path), "--enqueue", "--batch-size", "4", "--batch-id", "enq", "--json"], db_url,
-                            REDIS_URL=env["REDIS_URL"], CELERY_QUEUE=queue)
+        result = import_cli(
+            [str(path), "--enqueue", "--batch-size", "4", "--batch-id", "enq", "--json"],
+            db_url,
+            REDIS_URL=env["REDIS_URL"],
+            CELERY_QUEUE=queue,
+        )
 
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["batch_id"], summary["inserted"], summary["duplicates"], summary["rejected"]) == ("enq", 8, 0, 2)
     assert summary["errors"] == [
-        {"line": 4, "error": 'timestamp "2025-06-01T10:00:00" has no UTC offset, so the instant is ambiguous; '
-                             "add one, e.g. Z or +02:00"},
+        {
+            "line": 4,
+            "error": 'timestamp "2025-06-01T10:00:00" has no UTC offset, so the instant is ambiguous; '
+            "add one, e.g. Z or +02:00",
+        },
         {"line": 7, "error": "bad JSON: Expecting value at column 13"},
     ]
     # The same ids as an in-process import of the file: importing it here now inserts nothing.
@@ -92,8 +107,12 @@ def test_cli_enqueue_without_a_worker_times_out_with_advice(
     path = tmp_path / "events.ndjson"
     path.write_text(json.dumps({"user_id": str(user), "event_type": "app_open"}) + "\n")
     started = time.monotonic()
-    result = import_cli([str(path), "--enqueue", "--timeout", "2", "--batch-id", "lonely"], db_url,
-                        REDIS_URL=env["REDIS_URL"], CELERY_QUEUE=queue)
+    result = import_cli(
+        [str(path), "--enqueue", "--timeout", "2", "--batch-id", "lonely"],
+        db_url,
+        REDIS_URL=env["REDIS_URL"],
+        CELERY_QUEUE=queue,
+    )
     assert result.returncode == 1
     assert time.monotonic() - started < 30
     assert result.stderr.splitlines() == [

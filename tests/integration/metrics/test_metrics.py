@@ -29,8 +29,11 @@ def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample at /metrics, by name and labels."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def listening(port: int) -> bool:
@@ -62,18 +65,28 @@ def test_a_scrape_after_scans_and_imports_in_prefork_children_has_their_exact_nu
     queue, port = f"test-{uuid.uuid4().hex}", free_port()
     folder = tmp_path / "metrics"
     folder.mkdir()
-    env = celery_env(queue, DATABASE_URL=db_url, REDIS_URL=redis_url, QUIET_HOURS_ENABLED="false",
-                     PROMETHEUS_MULTIPROC_DIR=str(folder), METRICS_PORT=str(port))
+    env = celery_env(
+        queue,
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        QUIET_HOURS_ENABLED="false",
+        PROMETHEUS_MULTIPROC_DIR=str(folder),
+        METRICS_PORT=str(port),
+    )
     sender = client(redis_url)
     # A fresh pool child per task: the numbers of children that are gone must still count.
     worker = start_worker(env, queue, concurrency=2, extra=["--max-tasks-per-child=1"])
     try:
         for as_of in (AS_OF, LATER):
             sender.send_task("scan_inactive", kwargs={"as_of": as_of}, queue=queue).get(timeout=60)
-        batches = [[event(users[0]), event(users[1]), {"user_id": str(users[0]), "event_type": "nudge_sent"}],
-                   [event(users[1])]]
-        results = [sender.send_task("import_events", kwargs={"batch": b, "batch_id": f"m{n}"}, queue=queue)
-                   for n, b in enumerate(batches)]
+        batches = [
+            [event(users[0]), event(users[1]), {"user_id": str(users[0]), "event_type": "nudge_sent"}],
+            [event(users[1])],
+        ]
+        results = [
+            sender.send_task("import_events", kwargs={"batch": b, "batch_id": f"m{n}"}, queue=queue)
+            for n, b in enumerate(batches)
+        ]
         results.append(sender.send_task("import_events", kwargs={"batch": batches[1], "batch_id": "m1"}, queue=queue))
         for result in results:
             result.get(timeout=60)
@@ -114,10 +127,19 @@ def test_the_metrics_command_serves_the_folder_and_counts_feed_lag_from_tail(
     admin.execute("insert into engagement_events (user_id, event_type) values (%s, 'app_open')", (user,))
     out = tmp_path / "tail.out"
     with out.open("w") as stdout:
-        tail = subprocess.Popen([sys.executable, "-m", "worker", "tail", "--json", "--since", "beginning"], env=env,
-                                cwd=PROJECT_ROOT, stdout=stdout, stderr=subprocess.DEVNULL)
-    exporter = subprocess.Popen([sys.executable, "-m", "worker", "metrics", "--port", str(port)], env=env,
-                                cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL)
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "worker", "tail", "--json", "--since", "beginning"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+        )
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "worker", "metrics", "--port", str(port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: out.read_text().count("\n") == 1, 30, "the tail printed nothing", process=tail)
         assert json.loads(out.read_text())["user_id"] == str(user)
@@ -137,8 +159,7 @@ def test_log_format_json_makes_every_worker_line_one_object_with_the_task_id(
 ) -> None:
     arrange_scan(admin)
     queue = f"test-{uuid.uuid4().hex}"
-    env = celery_env(queue, DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_FORMAT="json",
-                     QUIET_HOURS_ENABLED="false")
+    env = celery_env(queue, DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_FORMAT="json", QUIET_HOURS_ENABLED="false")
     worker = start_worker(env, queue, concurrency=1, quiet=True)
     try:
         result = client(redis_url).send_task("scan_inactive", kwargs={"as_of": AS_OF}, queue=queue)
@@ -162,5 +183,5 @@ def without_root_warning(output: str) -> list[str]:
     lines = [line for line in output.splitlines() if line.strip()]
     if lines and "SecurityWarning" in lines[0]:
         end = next(n for n, line in enumerate(lines) if "_warn_or_raise_security_error" in line)
-        lines = lines[end + 1:]
+        lines = lines[end + 1 :]
     return lines

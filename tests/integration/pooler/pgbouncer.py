@@ -43,10 +43,14 @@ logfile = {folder}/pgbouncer.log
 
 def pgbouncer_binary() -> str:
     found = shutil.which("pgbouncer") or next(
-        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
+    )
     if found is None:
-        pytest.fail("PgBouncer is not installed (Debian package `pgbouncer`: apt-get install -y pgbouncer; "
-                    ".ci/run installs it): the pooler tests cannot run", pytrace=False)
+        pytest.fail(
+            "PgBouncer is not installed (Debian package `pgbouncer`: apt-get install -y pgbouncer; "
+            ".ci/run installs it): the pooler tests cannot run",
+            pytrace=False,
+        )
     return found
 
 
@@ -68,23 +72,38 @@ def _run_as() -> pwd.struct_passwd | None:
 
 
 @contextmanager
-def running_pgbouncer(server: URL, *, pool_mode: str = "transaction", pool_size: int = 3,
-                      users: tuple[str, ...] = ("postgres", "authenticator")) -> Iterator[URL]:
+def running_pgbouncer(
+    server: URL,
+    *,
+    pool_mode: str = "transaction",
+    pool_size: int = 3,
+    users: tuple[str, ...] = ("postgres", "authenticator"),
+) -> Iterator[URL]:
     """PgBouncer in front of `server`; yields the same URL on PgBouncer's port (any database)."""
     binary = pgbouncer_binary()
     folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
     port = _free_port()
-    (folder / "pgbouncer.ini").write_text(INI.format(
-        host=server.host or "127.0.0.1", port=server.port or 5432, listen_port=port, folder=folder,
-        pool_mode=pool_mode, pool_size=pool_size))
+    (folder / "pgbouncer.ini").write_text(
+        INI.format(
+            host=server.host or "127.0.0.1",
+            port=server.port or 5432,
+            listen_port=port,
+            folder=folder,
+            pool_mode=pool_mode,
+            pool_size=pool_size,
+        )
+    )
     (folder / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in users))
     account = _run_as()
     if account is not None:
         for path in (folder, *folder.iterdir()):
             os.chown(path, account.pw_uid, account.pw_gid)
     process = subprocess.Popen(
-        [binary, str(folder / "pgbouncer.ini")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        user=account.pw_uid if account else None, group=account.pw_gid if account else None,
+        [binary, str(folder / "pgbouncer.ini")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        user=account.pw_uid if account else None,
+        group=account.pw_gid if account else None,
     )
     url = server.set(host="127.0.0.1", port=port)
     try:

@@ -20,7 +20,7 @@ from events_schema.db import connect
 from events_schema.seed.seed import seed
 from events_schema.settings import get_settings
 from tests.integration.ingest.import_helpers import NOW, add_users, event, quarantined
-from tests.integration.scan.scan_helpers import add_user, at, nudges
+from tests.integration.scan.scan_helpers import add_user, at
 from tests.integration.worker_process import PROJECT_ROOT
 from worker.ingest.importer import import_batch, replay_rejected
 from worker.retention.retention import apply_retention, forget_user
@@ -32,13 +32,18 @@ AS_OF = "2026-03-05T12:00:00+00:00"
 
 def add_lapsed_users(admin: psycopg.Connection, count: int) -> None:
     """`count` users who signed up days before AS_OF and never came back: all due, in UTC."""
-    admin.execute("insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)",
-                  (at("2026-03-01T00:00:00"), count))
+    admin.execute(
+        "insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)",
+        (at("2026-03-01T00:00:00"), count),
+    )
 
 
 def nudges_per_user(admin: psycopg.Connection) -> dict[object, int]:
-    return dict(admin.execute(
-        "select user_id, count(*) from engagement_events where event_type = 'nudge_sent' group by user_id").fetchall())
+    return dict(
+        admin.execute(
+            "select user_id, count(*) from engagement_events where event_type = 'nudge_sent' group by user_id"
+        ).fetchall()
+    )
 
 
 def test_a_scan_repeating_its_statements_on_other_server_connections_completes(
@@ -81,7 +86,12 @@ def test_a_scan_repeating_its_statements_on_other_server_connections_completes(
 def _scan_cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "worker", "scan", "--full", "--as-of", AS_OF, "--json", *args],
-        env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_scan_killed_mid_way_leaks_nothing_and_the_next_one_completes(
@@ -114,8 +124,10 @@ def test_a_scan_killed_mid_way_leaks_nothing_and_the_next_one_completes(
     assert time.monotonic() - started < 3 + 60
     assert set(nudges_per_user(admin).values()) == {1} and nudges_count(admin) == total
     assert admin.execute("select count(*) from nudge_scan_leases").fetchone()[0] == 0
-    print(f"\nkilled scan through PgBouncer: {written} of {total} written before SIGKILL; "
-          f"the next scan nudged {summary['nudged']}, skipped {written} as already nudged; total {total}")
+    print(
+        f"\nkilled scan through PgBouncer: {written} of {total} written before SIGKILL; "
+        f"the next scan nudged {summary['nudged']}, skipped {written} as already nudged; total {total}"
+    )
 
 
 def nudges_count(admin: psycopg.Connection) -> int:
@@ -142,13 +154,22 @@ def test_import_and_a_replay_of_two_batches_in_one_transaction(admin: psycopg.Co
 def test_retention_and_forget_through_the_pooler(admin: psycopg.Connection, settings_env: str) -> None:
     [old_user, user] = add_users(admin, 2)
     for stamp in (NOW - timedelta(days=400), NOW - timedelta(days=1)):
-        admin.execute("insert into engagement_events (user_id, timestamp, event_type) values (%s, %s, 'app_open')",
-                      (old_user, stamp))
-    admin.execute("insert into engagement_events (user_id, timestamp, event_type)"
-                  " select %s, %s - g * interval '1 minute', 'app_open' from generate_series(1, 25) g", (user, NOW))
+        admin.execute(
+            "insert into engagement_events (user_id, timestamp, event_type) values (%s, %s, 'app_open')",
+            (old_user, stamp),
+        )
+    admin.execute(
+        "insert into engagement_events (user_id, timestamp, event_type)"
+        " select %s, %s - g * interval '1 minute', 'app_open' from generate_series(1, 25) g",
+        (user, NOW),
+    )
     assert apply_retention(NOW, retention_days=365, chunk_size=200)["soft_deleted"] == 1
-    assert forget_user(user, chunk_size=10) == {"user_id": str(user), "soft_deleted": 25, "chunks": 4,
-                                                "quarantine_purged": 0}
+    assert forget_user(user, chunk_size=10) == {
+        "user_id": str(user),
+        "soft_deleted": 25,
+        "chunks": 4,
+        "quarantine_purged": 0,
+    }
 
 
 def test_seed_and_the_audit_through_the_pooler(settings_env: str) -> None:

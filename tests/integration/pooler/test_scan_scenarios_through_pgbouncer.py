@@ -2,4 +2,4 @@
 transaction mode (three server connections): conftest.py's `settings_env` points it there.
 Among them: eight concurrent scans, with and without the lease, nudge each due user once."""
 
-from tests.integration.scan.test_scan_scenarios import *  # noqa: F401,F403
+from tests.integration.scan.test_scan_scenarios import *  # noqa: F403

@@ -23,14 +23,18 @@ REFUSED = "is a transaction-mode pooler (the server session changed between two 
 
 
 def run_module(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize(("module", "args", "purpose"), [
-    ("events_schema", ["migrate"], "the migration runner (its advisory lock, its DDL) needs one server session"),
-    ("worker", ["tail"], "the feed (LISTEN) needs one server session"),
-])
+@pytest.mark.parametrize(
+    ("module", "args", "purpose"),
+    [
+        ("events_schema", ["migrate"], "the migration runner (its advisory lock, its DDL) needs one server session"),
+        ("worker", ["tail"], "the feed (LISTEN) needs one server session"),
+    ],
+)
 def test_given_only_the_pooler_url_migrate_and_tail_fail_with_one_line(
     settings_env: str, module: str, args: list[str], purpose: str
 ) -> None:
@@ -91,4 +95,3 @@ def test_sessions_through_the_pooler_are_utc_on_every_server_connection(pooler_u
         after, zone = conn.execute("select pg_backend_pid(), current_setting('timezone')").fetchone()
         hog.rollback()
     assert before != after and zone == "UTC"
-

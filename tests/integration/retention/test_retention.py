@@ -16,7 +16,6 @@ from worker.app import app
 from worker.retention.retention import apply_retention, forget_user
 from worker.tasks import import_events
 
-
 # Every test runs the engine against its own database (settings_env closes its connections).
 pytestmark = pytest.mark.usefixtures("settings_env")
 
@@ -36,9 +35,9 @@ def seen_by_user(api: psycopg.Connection, user: uuid.UUID) -> list[datetime]:
 
 
 def last_activity(admin: psycopg.Connection, user: uuid.UUID) -> dict[str, datetime]:
-    return dict(admin.execute(
-        "select event_type, last_at from engagement_last_activity where user_id = %s", (user,)
-    ).fetchall())
+    return dict(
+        admin.execute("select event_type, last_at from engagement_last_activity where user_id = %s", (user,)).fetchall()
+    )
 
 
 def days_ago(days: float) -> datetime:
@@ -49,7 +48,11 @@ def test_retention_is_off_unless_configured(admin: psycopg.Connection, api: psyc
     [user] = add_users(admin)
     add_events(admin, user, [days_ago(400)])
     assert apply_retention(NOW) == {
-        "soft_deleted": 0, "chunks": 0, "cutoff": None, "note": "retention is off (RETENTION_DAYS unset)"}
+        "soft_deleted": 0,
+        "chunks": 0,
+        "cutoff": None,
+        "note": "retention is off (RETENTION_DAYS unset)",
+    }
     assert seen_by_user(api, user) == [days_ago(400)]
 
 
@@ -64,7 +67,9 @@ def test_retention_hides_old_events_from_the_user_and_the_engine_in_bounded_chun
     add_events(admin, bob, [days_ago(29)], "app_open")
     assert last_activity(admin, bob) == {"goal_complete": days_ago(31), "app_open": days_ago(29)}
 
-    pages = admin.execute("select pg_relation_size('engagement_events') / current_setting('block_size')::int").fetchone()[0]
+    pages = admin.execute(
+        "select pg_relation_size('engagement_events') / current_setting('block_size')::int"
+    ).fetchone()[0]
     assert pages >= 3
 
     # One page (at most 107 rows) per chunk: one transaction per page of this table.

@@ -12,7 +12,6 @@ from tests.integration.ingest.import_helpers import NOW, add_users
 from tests.integration.retention.test_retention import add_events, days_ago
 from worker.retention.retention import MAX_ROWS_PER_PAGE, apply_retention
 
-
 # Every test runs the engine against its own database (settings_env closes its connections).
 pytestmark = pytest.mark.usefixtures("settings_env")
 
@@ -29,8 +28,11 @@ def test_no_transaction_touches_more_than_the_chunk_size(admin: psycopg.Connecti
     """The densest rows the table can hold (`{}`, a one-letter type): a page holds at most
     MAX_ROWS_PER_PAGE, so a chunk of N rows' pages holds at most N."""
     [user] = add_users(admin)
-    admin.execute("insert into engagement_events (user_id, timestamp, event_type) "
-                  "select %s, %s, 'a' from generate_series(1, 1000)", (user, days_ago(100)))
+    admin.execute(
+        "insert into engagement_events (user_id, timestamp, event_type) "
+        "select %s, %s, 'a' from generate_series(1, 1000)",
+        (user, days_ago(100)),
+    )
     per_page = admin.execute(
         "select max(n) from (select count(*) n from engagement_events group by (ctid::text::point)[0]) p"
     ).fetchone()[0]

@@ -31,7 +31,9 @@ def test_retention_and_forget_user_through_a_real_worker(
         retention = task_result(redis_url, sent.stdout.strip())
         forget = celery_cli(["call", "forget_user", "--kwargs", json.dumps({"user_id": str(bob)})], env)
         forgotten = task_result(redis_url, forget.stdout.strip())
-        again = task_result(redis_url, celery_cli(["call", "forget_user", "--args", json.dumps([str(bob)])], env).stdout.strip())
+        again = task_result(
+            redis_url, celery_cli(["call", "forget_user", "--args", json.dumps([str(bob)])], env).stdout.strip()
+        )
 
     assert (retention["soft_deleted"], retention["cutoff"]) == (2, days_ago(30).isoformat())
     assert seen_by_user(api, alice) == [days_ago(29)]

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from freezegun import freeze_time
 
-from worker.scan.scanner import ScanSummary, run_scan
 from worker.clock import parse_instant
+from worker.scan.scanner import ScanSummary, run_scan
 
 
 def at(iso: str) -> datetime:
     """An instant written as ISO-8601 (UTC when no offset is given, for brevity in tests)."""
     parsed = datetime.fromisoformat(iso)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def add_user(

@@ -35,9 +35,21 @@ def test_beat_sends_the_reconcile_entry_as_a_full_scan(redis_url: str, tmp_path:
     # Reconcile every 1.8 s, the incremental scan only hourly: what arrives is the reconcile.
     env = celery_env(queue, redis_url=redis_url, scan_interval_seconds="3600", reconcile_interval_hours="0.0005")
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=info",
-         f"--schedule={tmp_path / 'beat-schedule'}", f"--pidfile={tmp_path / 'beat.pid'}"],
-        env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "beat",
+            "--loglevel=info",
+            f"--schedule={tmp_path / 'beat-schedule'}",
+            f"--pidfile={tmp_path / 'beat.pid'}",
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60

@@ -21,8 +21,15 @@ TWO_RULES = [{"name": "inactive_48h", "threshold_hours": 48}, {"name": "inactive
 
 @pytest.fixture(autouse=True)
 def engine_settings(settings_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("NUDGE_RULES", "NUDGE_COOLDOWN_HOURS", "QUIET_HOURS_ENABLED", "QUIET_HOURS_START",
-                 "QUIET_HOURS_END", "RECONCILE_INTERVAL_HOURS", "SCAN_INTERVAL_SECONDS"):
+    for name in (
+        "NUDGE_RULES",
+        "NUDGE_COOLDOWN_HOURS",
+        "QUIET_HOURS_ENABLED",
+        "QUIET_HOURS_START",
+        "QUIET_HOURS_END",
+        "RECONCILE_INTERVAL_HOURS",
+        "SCAN_INTERVAL_SECONDS",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield
     dispose_engines()
@@ -148,7 +155,9 @@ def test_quiet_hours_can_be_turned_off(
 def test_two_rules_due_at_once_give_one_nudge_under_the_cool_down(
     admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, cooldown: str | None, nudged: int
 ) -> None:
-    configure(monkeypatch, nudge_rules=json.dumps(TWO_RULES), **({"nudge_cooldown_hours": cooldown} if cooldown else {}))
+    configure(
+        monkeypatch, nudge_rules=json.dumps(TWO_RULES), **({"nudge_cooldown_hours": cooldown} if cooldown else {})
+    )
     user = add_user(admin, "2026-03-01T00:00:00")
     add_event(admin, user, "2026-03-02T10:00:00")
     summary = run_scan(at("2026-03-10T12:00:00"))
@@ -186,8 +195,10 @@ def test_changed_event_types_get_a_full_scan(admin: psycopg.Connection, monkeypa
     add_event(admin, user, "2026-03-02T10:00:00", "app_open")
     add_event(admin, user, "2026-03-05T10:00:00", "steps_import")
     assert run_scan(at("2026-03-05T12:00:00")).totals()["due"] == 0
-    configure(monkeypatch, nudge_rules=json.dumps(
-        [{"name": "inactive_48h", "threshold_hours": 48, "event_types": ["app_open"]}]))
+    configure(
+        monkeypatch,
+        nudge_rules=json.dumps([{"name": "inactive_48h", "threshold_hours": 48, "event_types": ["app_open"]}]),
+    )
     summary = run_scan(at("2026-03-05T12:15:00"))
     assert summary.rules[0].mode == "full"
     [(_, value)] = nudges(admin, user)
@@ -209,7 +220,9 @@ def test_reconciliation_catches_a_back_dated_import_that_incremental_scans_miss(
     caught = run_scan(at("2026-03-05T12:30:00"), full=True)
     assert caught.totals()["nudged"] == 1
     assert [v["last_active_at"] for _, v in nudges(admin, user)] == [
-        "2026-03-02T10:00:00.000000Z", "2026-03-03T09:00:00.000000Z"]
+        "2026-03-02T10:00:00.000000Z",
+        "2026-03-03T09:00:00.000000Z",
+    ]
 
 
 def test_reconciliation_catches_a_soft_delete_that_moves_last_active_back(admin: psycopg.Connection) -> None:

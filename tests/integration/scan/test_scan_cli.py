@@ -16,7 +16,11 @@ from tests.integration.worker_process import PROJECT_ROOT
 def scan_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "worker", "scan", *args],
-        env={**os.environ, "DATABASE_URL": db_url}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DATABASE_URL": db_url},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -34,8 +34,9 @@ def lapsed(admin: psycopg.Connection, n: int) -> None:
 
 
 @pytest.mark.parametrize(("due", "limit", "first"), [(3, 3, 3), (4, 3, 3), (2, 0, 2)])
-def test_a_scan_sends_at_most_the_cap(admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch,
-                                      due: int, limit: int, first: int) -> None:
+def test_a_scan_sends_at_most_the_cap(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, due: int, limit: int, first: int
+) -> None:
     cap(monkeypatch, limit)
     lapsed(admin, due)
     summary = run_scan(at("2026-03-04T12:00:00"))
@@ -44,14 +45,20 @@ def test_a_scan_sends_at_most_the_cap(admin: psycopg.Connection, monkeypatch: py
     assert held == [("rate_limited", at("2026-03-04T12:00:00"))] * (due - first)
 
 
-def test_the_deferred_go_out_in_the_next_scans_once_each(admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_deferred_go_out_in_the_next_scans_once_each(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cap(monkeypatch, 2)
     lapsed(admin, 5)
-    sent = [run_scan(at(t)).totals()["nudged"]
-            for t in ("2026-03-04T12:00:00", "2026-03-04T12:15:00", "2026-03-04T12:30:00", "2026-03-04T12:45:00")]
+    sent = [
+        run_scan(at(t)).totals()["nudged"]
+        for t in ("2026-03-04T12:00:00", "2026-03-04T12:15:00", "2026-03-04T12:30:00", "2026-03-04T12:45:00")
+    ]
     assert sent == [2, 2, 1, 0]
     assert len({value["scan_id"] for _, value in nudges(admin)}) == 3
-    assert admin.execute("select count(distinct user_id), count(*) from engagement_events where event_type = 'nudge_sent'").fetchone() == (5, 5)
+    assert admin.execute(
+        "select count(distinct user_id), count(*) from engagement_events where event_type = 'nudge_sent'"
+    ).fetchone() == (5, 5)
     assert admin.execute("select count(*) from nudge_pending").fetchone()[0] == 0
 
 
@@ -74,15 +81,28 @@ def test_once_the_budget_is_spent_the_deferred_wait_without_being_decided_again(
     get_settings.cache_clear()
     lapsed(admin, 3)
     scans = [run_scan(at(t)).totals() for t in ("2026-03-04T12:00:00", "2026-03-04T12:15:00", "2026-03-04T12:30:00")]
-    assert [(s["examined"], s["nudged"], s["skipped"]["rate_limited"]) for s in scans] == [(3, 1, 2), (1, 1, 0), (1, 1, 0)]
-    assert admin.execute("select count(distinct user_id) from engagement_events where event_type = 'nudge_sent'").fetchone()[0] == 3
+    assert [(s["examined"], s["nudged"], s["skipped"]["rate_limited"]) for s in scans] == [
+        (3, 1, 2),
+        (1, 1, 0),
+        (1, 1, 0),
+    ]
+    assert (
+        admin.execute(
+            "select count(distinct user_id) from engagement_events where event_type = 'nudge_sent'"
+        ).fetchone()[0]
+        == 3
+    )
 
 
 def test_a_deferred_user_keeps_its_hold_row(admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     cap(monkeypatch, 1)
     lapsed(admin, 3)
     run_scan(at("2026-03-04T12:00:00"))
-    first = admin.execute("select user_id, since, hold_until, xmin::text from nudge_pending order by user_id").fetchall()
+    first = admin.execute(
+        "select user_id, since, hold_until, xmin::text from nudge_pending order by user_id"
+    ).fetchall()
     run_scan(at("2026-03-04T12:15:00"))  # one nudged, the other deferred again
-    second = admin.execute("select user_id, since, hold_until, xmin::text from nudge_pending order by user_id").fetchall()
+    second = admin.execute(
+        "select user_id, since, hold_until, xmin::text from nudge_pending order by user_id"
+    ).fetchall()
     assert len(first) == 2 and len(second) == 1 and second[0] in first

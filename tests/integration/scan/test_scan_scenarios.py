@@ -116,7 +116,13 @@ def test_back_dated_import_after_a_nudge_waits_for_the_cool_down(admin: psycopg.
         # Tokyo is UTC+9: due at 23:00 local, released at 08:00 local (23:00 UTC).
         ("Asia/Tokyo", "2026-03-01T14:00:00", "2026-03-03T14:00:00", "2026-03-03T22:59:00", "2026-03-03T23:00:00"),
         # Los Angeles is UTC-8 in January: due at 23:00 local, released at 08:00 local.
-        ("America/Los_Angeles", "2026-01-10T07:00:00", "2026-01-12T07:00:00", "2026-01-12T15:59:00", "2026-01-12T16:00:00"),
+        (
+            "America/Los_Angeles",
+            "2026-01-10T07:00:00",
+            "2026-01-12T07:00:00",
+            "2026-01-12T15:59:00",
+            "2026-01-12T16:00:00",
+        ),
     ],
 )
 def test_quiet_hours_hold_the_nudge_until_eight_local(
@@ -195,8 +201,9 @@ def test_a_live_lease_turns_an_overlapping_scan_away_after_one_lease_period(
     get_settings.cache_clear()
     # Another scan, alive: its lease ends after the frozen instant, however long this one waits.
     admin.execute(
-        "insert into nudge_scan_leases values ('inactive_48h', gen_random_uuid(), 'task other',"
-        " %s, %s)", (at("2026-03-05T12:00:00"), at("2026-03-05T12:00:01")))
+        "insert into nudge_scan_leases values ('inactive_48h', gen_random_uuid(), 'task other', %s, %s)",
+        (at("2026-03-05T12:00:00"), at("2026-03-05T12:00:01")),
+    )
     summary = scan_at("2026-03-05T12:00:00")
     assert not summary.ran and "another scan holds the lease on rule inactive_48h" in summary.note
     assert "task other" in summary.note
@@ -211,7 +218,8 @@ def test_the_same_owner_takes_its_own_lease_back_at_once(admin: psycopg.Connecti
     add_user(admin, "2026-03-01T00:00:00")
     admin.execute(
         "insert into nudge_scan_leases values ('inactive_48h', gen_random_uuid(), 'task 42', %s, %s)",
-        (at("2026-03-05T12:00:00"), at("2026-03-05T13:00:00")))
+        (at("2026-03-05T12:00:00"), at("2026-03-05T13:00:00")),
+    )
     summary = scan_at("2026-03-05T12:00:00", owner="task 42")
     assert summary.ran and summary.totals()["nudged"] == 1
 
@@ -246,7 +254,7 @@ def test_eight_concurrent_scans_nudge_each_due_user_once(admin: psycopg.Connecti
         try:
             barrier.wait()
             run_scan(as_of, lock=lock, full=True)
-        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test  # noqa: BLE001
             errors.append(exc)
 
     threads = [threading.Thread(target=scan) for _ in range(8)]

@@ -11,15 +11,15 @@ import os
 import signal
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from worker.scan.scanner import query, run_scan
-from worker.scan.shards import shard_of
 from tests.integration.scan.scan_helpers import at
 from tests.integration.worker_process import celery_cli, celery_env, pool_children, running_worker
+from worker.scan.scanner import query, run_scan
+from worker.scan.shards import shard_of
 
 pytestmark = pytest.mark.worker
 
@@ -66,21 +66,45 @@ def result(task_id: str, env: dict[str, str]) -> dict:
 
 def sharded_scan(env: dict[str, str], as_of: str, shards: int, **kwargs: object) -> dict:
     """Send the scan as the beat does; the parent's summary, then the chord's merged one."""
-    sent = celery_cli(["call", "scan_inactive", "--kwargs", json.dumps({"as_of": as_of, "shards": shards, **kwargs})], env)
+    sent = celery_cli(
+        ["call", "scan_inactive", "--kwargs", json.dumps({"as_of": as_of, "shards": shards, **kwargs})], env
+    )
     assert sent.returncode == 0, sent.stderr
     parent = result(sent.stdout.strip(), env)
     return result(parent["summary_id"], env) if parent["ran"] else parent
 
 
 def test_each_shards_candidates_are_the_users_python_puts_in_it(admin: psycopg.Connection) -> None:
-    admin.execute("insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, 700)", (at("2026-03-01T00:00:00"),))
+    admin.execute(
+        "insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, 700)",
+        (at("2026-03-01T00:00:00"),),
+    )
     users = {r[0] for r in admin.execute("select user_id from engagement_users")}
-    params = {"after": None, "after_at": None, "budget_open": True, "cutoff": at("2026-03-03T12:00:00"), "as_of": at(T1), "event_types": None, "limit": 10_000}
+    params = {
+        "after": None,
+        "after_at": None,
+        "budget_open": True,
+        "cutoff": at("2026-03-03T12:00:00"),
+        "as_of": at(T1),
+        "event_types": None,
+        "limit": 10_000,
+    }
     for candidates in ("scan_candidates_full", "scan_candidates_full_typed", "scan_candidates_incremental"):
         found: list[uuid.UUID] = []
         for index in range(7):
-            shard = [r[0] for r in admin.execute(query(candidates), {
-                **params, "window_start": at("2026-02-01T00:00:00"), "rule": "inactive_48h", "shard": index, "shards": 7})]
+            shard = [
+                r[0]
+                for r in admin.execute(
+                    query(candidates),
+                    {
+                        **params,
+                        "window_start": at("2026-02-01T00:00:00"),
+                        "rule": "inactive_48h",
+                        "shard": index,
+                        "shards": 7,
+                    },
+                )
+            ]
             assert shard and all(shard_of(u, 7) == index for u in shard)
             found += shard
         assert sorted(found) == sorted(users)  # disjoint, and together everyone
@@ -114,14 +138,19 @@ def test_a_sharded_scan_writes_exactly_the_nudges_of_one_scan(
 def test_a_shard_killed_halfway_re_runs_and_the_nudges_are_still_one_scans(
     admin: psycopg.Connection, db_url: str, redis_url: str, settings_env: str
 ) -> None:
-    admin.execute("insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)", (at("2026-03-01T00:00:00"), TOTAL))
+    admin.execute(
+        "insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)",
+        (at("2026-03-01T00:00:00"), TOTAL),
+    )
     due: list[uuid.UUID] = []
     run_scan(at(T1), dry_run=True, on_decision=lambda d: due.append(d.user_id) if d.decision == "nudge" else None)
     assert len(due) == TOTAL
     queue = f"test-{uuid.uuid4().hex}"
     env = celery_env(queue, database_url=db_url, redis_url=redis_url, scan_batch_size="10")
     with running_worker(env, queue, pool="prefork") as worker:
-        sent = celery_cli(["call", "scan_inactive", "--kwargs", json.dumps({"as_of": T1, "full": True, "shards": 3})], env)
+        sent = celery_cli(
+            ["call", "scan_inactive", "--kwargs", json.dumps({"as_of": T1, "full": True, "shards": 3})], env
+        )
         assert sent.returncode == 0, sent.stderr
         deadline = time.monotonic() + 120
         while (written := nudge_count(admin)) == 0:
@@ -143,7 +172,7 @@ def test_a_beat_does_not_start_while_a_shard_of_the_previous_scan_holds_its_leas
     admin: psycopg.Connection, db_url: str, redis_url: str
 ) -> None:
     admin.execute(ARRANGE, {"n": 40})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     lease = "insert into nudge_scan_leases values ('inactive_48h#1/3', gen_random_uuid(), 'task previous', %s, %s)"
     admin.execute(lease, (now, now + timedelta(minutes=5)))
     queue = f"test-{uuid.uuid4().hex}"
@@ -152,7 +181,9 @@ def test_a_beat_does_not_start_while_a_shard_of_the_previous_scan_holds_its_leas
         refused = sharded_scan(env, T1, 3, full=True)
         assert not refused["ran"] and "inactive_48h#1/3" in refused["note"]
         assert admin.execute("select rule from nudge_scan_leases").fetchall() == [("inactive_48h#1/3",)]
-        assert admin.execute("select count(*) from engagement_events where event_type = 'nudge_sent'").fetchone()[0] == 0
+        assert (
+            admin.execute("select count(*) from engagement_events where event_type = 'nudge_sent'").fetchone()[0] == 0
+        )
         # The other side: the previous shard's lease has expired (it died): the scan starts.
         admin.execute("update nudge_scan_leases set expires_at = %s", (now - timedelta(seconds=1),))
         ran = sharded_scan(env, T1, 3, full=True)

@@ -77,7 +77,9 @@ def test_a_user_with_only_later_activity_is_last_active_at_sign_up(admin: psycop
     assert decide() == {user: ("nudge", "2026-01-01T00:00:00+00:00")}
 
 
-def test_a_rule_narrowing_the_types_reads_its_types_only(admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rule_narrowing_the_types_reads_its_types_only(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rules(monkeypatch, {"name": "goals_48h", "threshold_hours": 48, "event_types": ["goal_complete"]})
     lapsed = add_user(admin, "2026-01-01T00:00:00")
     add_event(admin, lapsed, "2026-03-01T00:00:00", "goal_complete")
@@ -97,19 +99,30 @@ def test_the_per_user_summary_follows_every_write(admin: psycopg.Connection) -> 
         "insert into engagement_events (user_id, timestamp, event_type, is_deleted) values"
         " (%(a)s, '2026-03-01T00:00Z', 'app_open', false), (%(a)s, '2026-03-02T00:00Z', 'goal_complete', false),"
         " (%(a)s, '2026-03-05T00:00Z', 'nudge_sent', false), (%(a)s, '2026-03-06T00:00Z', 'app_open', true),"
-        " (%(b)s, '2026-02-01T00:00Z', 'app_open', false)", {"a": a, "b": b})
+        " (%(b)s, '2026-02-01T00:00Z', 'app_open', false)",
+        {"a": a, "b": b},
+    )
     assert (summary_of(admin, a), summary_of(admin, b)) == (at("2026-03-02T00:00:00"), at("2026-02-01T00:00:00"))
     add_event(admin, a, "2026-02-15T00:00:00")  # older: no change
     assert summary_of(admin, a) == at("2026-03-02T00:00:00")
     # A soft delete of the latest moves the user back; undoing it moves them forward again.
-    admin.execute("update engagement_events set is_deleted = true where user_id = %s and event_type = 'goal_complete'", (a,))
+    admin.execute(
+        "update engagement_events set is_deleted = true where user_id = %s and event_type = 'goal_complete'", (a,)
+    )
     assert summary_of(admin, a) == at("2026-03-01T00:00:00")
-    admin.execute("update engagement_events set is_deleted = false where user_id = %s and event_type = 'goal_complete'", (a,))
+    admin.execute(
+        "update engagement_events set is_deleted = false where user_id = %s and event_type = 'goal_complete'", (a,)
+    )
     assert summary_of(admin, a) == at("2026-03-02T00:00:00")
     # A correction of the time, then deleting everything counted: back to no activity.
-    admin.execute("update engagement_events set timestamp = '2026-03-03T00:00Z' where user_id = %s and event_type = 'goal_complete'", (a,))
+    admin.execute(
+        "update engagement_events set timestamp = '2026-03-03T00:00Z' where user_id = %s and event_type = 'goal_complete'",
+        (a,),
+    )
     assert summary_of(admin, a) == at("2026-03-03T00:00:00")
-    admin.execute("delete from engagement_events where user_id = %s and event_type <> 'nudge_sent' and not is_deleted", (a,))
+    admin.execute(
+        "delete from engagement_events where user_id = %s and event_type <> 'nudge_sent' and not is_deleted", (a,)
+    )
     assert summary_of(admin, a) is None
     assert drift(admin) == []
 
@@ -134,21 +147,28 @@ def arrange_population(admin: psycopg.Connection) -> None:
 
 
 def summaries_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "events_schema", "--database-url", db_url, "summaries", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "events_schema", "--database-url", db_url, "summaries", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def due_by_the_log(admin: psycopg.Connection) -> dict[uuid.UUID, str]:
     """{user: last active} of everyone due at AS_OF for the default rule, from the log alone:
     the latest counted event at or before AS_OF, else the sign-up (no summary involved)."""
-    rows = admin.execute("""
+    rows = admin.execute(
+        """
         select u.user_id, coalesce(max(e.timestamp), u.signed_up_at)
         from engagement_users u
         left join engagement_events e on e.user_id = u.user_id and not e.is_deleted
           and e.event_type <> all (public.engagement_reserved_event_types()) and e.timestamp <= %(as_of)s
         group by u.user_id, u.signed_up_at
         having coalesce(max(e.timestamp), u.signed_up_at) <= %(as_of)s::timestamptz - interval '48 hours'
-    """, {"as_of": at(AS_OF)}).fetchall()
+    """,
+        {"as_of": at(AS_OF)},
+    ).fetchall()
     return {user: last.isoformat() for user, last in rows}
 
 
@@ -156,15 +176,21 @@ def due(decisions: dict[uuid.UUID, tuple[str, str]]) -> dict[uuid.UUID, str]:
     return {user: last for user, (_, last) in decisions.items()}
 
 
-def test_edited_summaries_are_found_and_a_rebuild_gives_the_same_decisions(admin: psycopg.Connection, db_url: str) -> None:
+def test_edited_summaries_are_found_and_a_rebuild_gives_the_same_decisions(
+    admin: psycopg.Connection, db_url: str
+) -> None:
     arrange_population(admin)
     truth = decide()
     assert {d for d, _ in truth.values()} >= {"nudge", "quiet_hours", "opted_out"}
     assert due(truth) == due_by_the_log(admin)
-    admin.execute("update engagement_users set last_activity_at = '2026-03-04T00:00Z'"
-                  " where user_id in (select user_id from engagement_users order by user_id desc limit 10)")
+    admin.execute(
+        "update engagement_users set last_activity_at = '2026-03-04T00:00Z'"
+        " where user_id in (select user_id from engagement_users order by user_id desc limit 10)"
+    )
     admin.execute("delete from engagement_last_activity where event_type = 'coach_message'")
-    admin.execute("insert into engagement_last_activity select user_id, 'made_up', '2026-03-04T11:00Z' from engagement_users limit 3")
+    admin.execute(
+        "insert into engagement_last_activity select user_id, 'made_up', '2026-03-04T11:00Z' from engagement_users limit 3"
+    )
     assert decide() != truth  # the drift changes decisions: it matters
 
     counts = Counter(row[0] for row in drift(admin))
@@ -184,8 +210,10 @@ def test_a_load_with_triggers_off_drifts_and_a_rebuild_follows_the_log(admin: ps
     arrange_population(admin)
     before = due_by_the_log(admin)
     admin.execute("set session_replication_role = replica")  # as a bulk load or restore does
-    admin.execute("update engagement_events set timestamp = timestamp - interval '9 days'"
-                  " where user_id in (select user_id from engagement_users order by user_id limit 15)")
+    admin.execute(
+        "update engagement_events set timestamp = timestamp - interval '9 days'"
+        " where user_id in (select user_id from engagement_users order by user_id limit 15)"
+    )
     admin.execute("reset session_replication_role")
     assert due_by_the_log(admin) != before and due(decide()) != due_by_the_log(admin)
     assert drift(admin)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.worker
 def wait_for_nudges(conn: psycopg.Connection, count: int, timeout: float = 60) -> list[tuple]:
     deadline = time.monotonic() + timeout
     while True:
-        rows = conn.execute(
-            "select user_id, value from engagement_events where event_type = 'nudge_sent'"
-        ).fetchall()
+        rows = conn.execute("select user_id, value from engagement_events where event_type = 'nudge_sent'").fetchall()
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.2)
@@ -59,18 +57,31 @@ def test_celery_call_scan_inactive_nudges_through_a_real_worker(
 
 
 def test_beat_triggers_scans_by_itself(admin: psycopg.Connection, db_url: str, redis_url: str, tmp_path) -> None:
-    signed_up = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat()
+    signed_up = (datetime.now(UTC) - timedelta(days=3)).isoformat()
     users = [add_user(admin, signed_up) for _ in range(3)]
     queue = f"test-{uuid.uuid4().hex}"
     # Quiet hours off: the real clock may be in anyone's night.
-    env = celery_env(queue, database_url=db_url, redis_url=redis_url, scan_interval_seconds="1",
-                     quiet_hours_enabled="false")
+    env = celery_env(
+        queue, database_url=db_url, redis_url=redis_url, scan_interval_seconds="1", quiet_hours_enabled="false"
+    )
 
     with running_worker(env, queue):
         beat = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=info",
-             f"--schedule={tmp_path / 'beat-schedule'}", f"--pidfile={tmp_path / 'beat.pid'}"],
-            env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "beat",
+                "--loglevel=info",
+                f"--schedule={tmp_path / 'beat-schedule'}",
+                f"--pidfile={tmp_path / 'beat.pid'}",
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             rows = wait_for_nudges(admin, 3)

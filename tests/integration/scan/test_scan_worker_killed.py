@@ -30,14 +30,17 @@ def nudged(admin: psycopg.Connection) -> int:
 def test_a_worker_killed_mid_scan_is_re_delivered_and_the_scan_completes(
     admin: psycopg.Connection, db_url: str, redis_url: str
 ) -> None:
-    admin.execute("insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)",
-                  (at("2026-03-01T00:00:00"), TOTAL))
+    admin.execute(
+        "insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, %s)",
+        (at("2026-03-01T00:00:00"), TOTAL),
+    )
     queue = f"test-{uuid.uuid4().hex}"
     # The default lease (120 s): the re-delivered task must not wait for it to expire.
     env = celery_env(queue, database_url=db_url, redis_url=redis_url, scan_batch_size="25")
     with running_worker(env, queue, pool="prefork") as worker:
-        sent = celery_cli(["call", "scan_inactive", "--kwargs",
-                           json.dumps({"as_of": "2026-03-05T12:00:00+00:00", "full": True})], env)
+        sent = celery_cli(
+            ["call", "scan_inactive", "--kwargs", json.dumps({"as_of": "2026-03-05T12:00:00+00:00", "full": True})], env
+        )
         assert sent.returncode == 0, sent.stderr
         task_id = sent.stdout.strip()
         deadline = time.monotonic() + 120
@@ -56,10 +59,13 @@ def test_a_worker_killed_mid_scan_is_re_delivered_and_the_scan_completes(
     assert summary["ran"], summary["note"]
     assert summary["nudged"] + summary["skipped"]["already_nudged"] == TOTAL
     assert summary["skipped"]["already_nudged"] > 0  # the killed run's batches stayed written
-    per_user = admin.execute("select count(distinct user_id), count(*) from engagement_events"
-                             " where event_type = 'nudge_sent'").fetchone()
+    per_user = admin.execute(
+        "select count(distinct user_id), count(*) from engagement_events where event_type = 'nudge_sent'"
+    ).fetchone()
     assert per_user == (TOTAL, TOTAL)
     assert admin.execute("select count(*) from nudge_scan_leases").fetchone()[0] == 0
     assert time.monotonic() - killed_at < 60  # well inside the 120 s lease
-    print(f"\nkilled worker: re-delivered scan nudged {summary['nudged']}, "
-          f"{summary['skipped']['already_nudged']} already nudged by the killed run; total {TOTAL}")
+    print(
+        f"\nkilled worker: re-delivered scan nudged {summary['nudged']}, "
+        f"{summary['skipped']['already_nudged']} already nudged by the killed run; total {TOTAL}"
+    )

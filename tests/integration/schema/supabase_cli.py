@@ -43,5 +43,6 @@ def push(url: str, directory: Path, records: dict[str, list[str]] | None = None)
                 for statement in statements:
                     run_alone(conn, statement)
                 conn.execute(
-                    "insert into supabase_migrations.schema_migrations (version, name, statements)"
-                    " values (%s, %s, %s)", (migration.version, migration.name, statements))
+                    "insert into supabase_migrations.schema_migrations (version, name, statements) values (%s, %s, %s)",
+                    (migration.version, migration.name, statements),
+                )

@@ -26,8 +26,9 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
     return {table: conn.execute(f"select count(*) from {table}").fetchone()[0] for table in TABLES}
 
 
-def test_clean_verdict_and_nothing_left_behind(db_url: str, admin: psycopg.Connection,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_verdict_and_nothing_left_behind(
+    db_url: str, admin: psycopg.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed(db_url, users=30, days=3)  # real users beside the throwaway ones, as in production
     before = row_counts(admin)
     assert main(["--database-url", db_url, "audit", "--users", "4"]) == 0
@@ -42,8 +43,9 @@ def test_migrate_then_audit_on_a_fresh_database(empty_db_url: str) -> None:
     """The issue's "done when": both commands, as a newcomer runs them."""
     env = {**os.environ, "DATABASE_URL": empty_db_url}
     for command in ("migrate", "audit"):
-        result = subprocess.run([sys.executable, "-m", "events_schema", command],
-                                capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "events_schema", command], capture_output=True, text=True, env=env, timeout=120
+        )
         assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"5 users, \d+ checks, 0 leaks\n", result.stdout)
 
@@ -75,8 +77,9 @@ BREAKAGES = {
 
 
 @pytest.mark.parametrize("breakage", BREAKAGES)
-def test_finds_a_deliberately_broken_policy(db_url: str, admin: psycopg.Connection,
-                                            capsys: pytest.CaptureFixture[str], breakage: str) -> None:
+def test_finds_a_deliberately_broken_policy(
+    db_url: str, admin: psycopg.Connection, capsys: pytest.CaptureFixture[str], breakage: str
+) -> None:
     for statement in BREAKAGES[breakage]:
         admin.execute(statement)
     assert main(["--database-url", db_url, "audit"]) == 1
@@ -90,7 +93,9 @@ def test_switching_role_subjects_the_owner_to_rls(admin: psycopg.Connection) -> 
     alice, bob = uuid.uuid4(), uuid.uuid4()
     with admin.transaction(force_rollback=True):
         admin.execute("insert into auth.users (id) values (%s), (%s)", (alice, bob))
-        admin.execute("insert into public.engagement_events (user_id, event_type) values (%s, 'a'), (%s, 'b')", (alice, bob))
+        admin.execute(
+            "insert into public.engagement_events (user_id, event_type) values (%s, 'a'), (%s, 'b')", (alice, bob)
+        )
         assert admin.execute("select count(*) from public.engagement_events").fetchone() == (2,)
         with request(admin, "authenticated", claims_for("authenticated", alice)):
             assert admin.execute("select user_id from public.engagement_events").fetchall() == [(alice,)]

@@ -20,8 +20,13 @@ REFUSALS = {
 
 
 def audit_cli(db_url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "events_schema", "audit", "--users", "3"],
-                          env={**os.environ, "DATABASE_URL": db_url}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "events_schema", "audit", "--users", "3"],
+        env={**os.environ, "DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_clean_schema_passes(db_url: str) -> None:

@@ -42,12 +42,16 @@ def test_runner_first_writes_what_the_cli_writes(empty_db_url: str, shapes: Path
     assert recorded(empty_db_url) == {VERSION: SHAPES_STATEMENTS}
 
 
-@pytest.mark.parametrize("edit", [
-    lambda sql: sql.replace("'a;b'", "'a;c'"),
-    lambda sql: sql.replace("perform 1;", "perform 2;"),
-    lambda sql: sql + "\nselect 1;\n",
-    lambda sql: sql.replace("'done; really'", "'done;  really'"),
-], ids=["default", "function body", "added statement", "space inside a string"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda sql: sql.replace("'a;b'", "'a;c'"),
+        lambda sql: sql.replace("perform 1;", "perform 2;"),
+        lambda sql: sql + "\nselect 1;\n",
+        lambda sql: sql.replace("'done; really'", "'done;  really'"),
+    ],
+    ids=["default", "function body", "added statement", "space inside a string"],
+)
 def test_a_changed_file_is_refused_after_the_cli_applied_it(empty_db_url: str, shapes: Path, edit) -> None:
     push(empty_db_url, shapes, {VERSION: SHAPES_STATEMENTS})
     path = shapes / SHAPES.name
@@ -88,8 +92,10 @@ def test_the_runners_records_run_statement_by_statement_as_the_cli_runs_them(db_
 def test_records_of_the_runner_before_issue_9_are_still_accepted(db_url: str) -> None:
     with connect(db_url, autocommit=True) as conn:
         for migration in discover():
-            conn.execute("update supabase_migrations.schema_migrations set statements = %s where version = %s",
-                         ([migration.sql], migration.version))
+            conn.execute(
+                "update supabase_migrations.schema_migrations set statements = %s where version = %s",
+                ([migration.sql], migration.version),
+            )
     assert all(entry.applied for entry in status(db_url))
 
 

@@ -42,8 +42,10 @@ def test_compat_auth_users_has_gotrue_types_nullability_and_defaults(admin: psyc
     ).fetchall()
     assert columns == GOTRUE_COLUMNS
     # Email is unique among non-SSO users only, as GoTrue's partial index has it.
-    admin.execute("insert into auth.users (id, email, is_sso_user) values"
-                  " (gen_random_uuid(), 'same@example.com', false), (gen_random_uuid(), 'same@example.com', true)")
+    admin.execute(
+        "insert into auth.users (id, email, is_sso_user) values"
+        " (gen_random_uuid(), 'same@example.com', false), (gen_random_uuid(), 'same@example.com', true)"
+    )
     with pytest.raises(psycopg.errors.UniqueViolation):
         admin.execute("insert into auth.users (id, email) values (gen_random_uuid(), 'same@example.com')")
 
@@ -87,9 +89,12 @@ def test_other_updates_keep_the_sign_up_time_of_a_user_without_created_at(admin:
     user = uuid.uuid4()
     admin.execute("insert into auth.users (id) values (%s)", (user,))
     first = signed_up_at(admin, user)
-    admin.execute("update auth.users set raw_user_meta_data = %s where id = %s",
-                  (json.dumps({"timezone": "Europe/Paris"}), user))
-    row = admin.execute("select signed_up_at, timezone from public.engagement_users where user_id = %s", (user,)).fetchone()
+    admin.execute(
+        "update auth.users set raw_user_meta_data = %s where id = %s", (json.dumps({"timezone": "Europe/Paris"}), user)
+    )
+    row = admin.execute(
+        "select signed_up_at, timezone from public.engagement_users where user_id = %s", (user,)
+    ).fetchone()
     assert row == (first, "Europe/Paris")
 
 

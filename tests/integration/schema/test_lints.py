@@ -30,7 +30,7 @@ def test_the_migrated_schema_passes(admin: psycopg.Connection, name: str) -> Non
 def test_a_function_without_a_fixed_search_path_is_reported(admin: psycopg.Connection) -> None:
     body = "language sql as $$ select 1 $$"
     admin.execute(f"create function public.lint_mutable() returns int {body}")
-    admin.execute(f"create function public.lint_follows_user() returns int set search_path = \"$user\", public {body}")
+    admin.execute(f'create function public.lint_follows_user() returns int set search_path = "$user", public {body}')
     admin.execute(f"create function public.lint_fixed() returns int set search_path = '' {body}")
     admin.execute(f"create function public.lint_named() returns int set search_path = pg_catalog, public {body}")
     assert offenders(admin, "function_search_path_mutable") == ["lint_follows_user()", "lint_mutable()"]
@@ -38,14 +38,22 @@ def test_a_function_without_a_fixed_search_path_is_reported(admin: psycopg.Conne
 
 def test_a_foreign_key_without_an_index_leading_with_its_columns_is_reported(admin: psycopg.Connection) -> None:
     admin.execute("create table public.lint_parent (a int, b int, primary key (a, b))")
-    for name, index in (("leading", "(a, b, c)"), ("trailing", "(c, a, b)"), ("reversed", "(b, a)"),
-                        ("partial", "(a, b) where c > 0"), ("none", None)):
-        admin.execute(f"create table public.lint_{name} (a int, b int, c int,"
-                      f" constraint lint_{name}_fkey foreign key (a, b) references public.lint_parent)")
+    for name, index in (
+        ("leading", "(a, b, c)"),
+        ("trailing", "(c, a, b)"),
+        ("reversed", "(b, a)"),
+        ("partial", "(a, b) where c > 0"),
+        ("none", None),
+    ):
+        admin.execute(
+            f"create table public.lint_{name} (a int, b int, c int,"
+            f" constraint lint_{name}_fkey foreign key (a, b) references public.lint_parent)"
+        )
         if index:
             admin.execute(f"create index on public.lint_{name} {index}")
     assert offenders(admin, "unindexed_foreign_keys") == [
-        f"lint_{name}.lint_{name}_fkey" for name in ("none", "partial", "reversed", "trailing")]
+        f"lint_{name}.lint_{name}_fkey" for name in ("none", "partial", "reversed", "trailing")
+    ]
 
 
 def test_a_public_table_without_rls_is_reported(admin: psycopg.Connection) -> None:
@@ -55,11 +63,15 @@ def test_a_public_table_without_rls_is_reported(admin: psycopg.Connection) -> No
 
 
 def test_a_policy_calling_auth_per_row_is_reported(admin: psycopg.Connection) -> None:
-    admin.execute("create table public.lint_owned (user_id uuid); alter table public.lint_owned enable row level security")
-    admin.execute("create policy \"Per row\" on public.lint_owned for select using (auth.uid() = user_id)")
-    admin.execute("create policy \"Once\" on public.lint_owned for insert with check ((select auth.uid()) = user_id)")
-    admin.execute("create policy \"Half\" on public.lint_owned for update"
-                  " using ((select auth.uid()) = user_id or auth.role() = 'service_role')")
+    admin.execute(
+        "create table public.lint_owned (user_id uuid); alter table public.lint_owned enable row level security"
+    )
+    admin.execute('create policy "Per row" on public.lint_owned for select using (auth.uid() = user_id)')
+    admin.execute('create policy "Once" on public.lint_owned for insert with check ((select auth.uid()) = user_id)')
+    admin.execute(
+        'create policy "Half" on public.lint_owned for update'
+        " using ((select auth.uid()) = user_id or auth.role() = 'service_role')"
+    )
     assert offenders(admin, "auth_rls_initplan") == ["public.lint_owned: Half", "public.lint_owned: Per row"]
 
 
@@ -71,6 +83,10 @@ def test_a_view_with_the_owners_rights_is_reported(admin: psycopg.Connection) ->
 
 def test_an_index_twice_is_reported(admin: psycopg.Connection) -> None:
     admin.execute("create table public.lint_twice (a int, b int)")
-    admin.execute("create index lint_twice_a on public.lint_twice (a); create index lint_twice_a_again on public.lint_twice (a)")
-    admin.execute("create index lint_twice_ab on public.lint_twice (a, b); create index lint_twice_a_desc on public.lint_twice (a desc)")
+    admin.execute(
+        "create index lint_twice_a on public.lint_twice (a); create index lint_twice_a_again on public.lint_twice (a)"
+    )
+    admin.execute(
+        "create index lint_twice_ab on public.lint_twice (a, b); create index lint_twice_a_desc on public.lint_twice (a desc)"
+    )
     assert offenders(admin, "duplicate_index") == ["lint_twice_a = lint_twice_a_again"]

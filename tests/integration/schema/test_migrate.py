@@ -23,15 +23,20 @@ UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/engagement"
 def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "events_schema", "--database-url", url, *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def public_tables(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where n.nspname = 'public' and c.relkind in ('r', 'p') order by 1"
-    )]
+    return [
+        r[0]
+        for r in conn.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = 'public' and c.relkind in ('r', 'p') order by 1"
+        )
+    ]
 
 
 # the schema
@@ -64,8 +69,12 @@ def test_event_ids_grow_with_time_and_are_version_7_uuids(admin: psycopg.Connect
     right-hand edge of the primary key's index; the rest stays random."""
     user = admin.execute("insert into auth.users (id) values (gen_random_uuid()) returning id").fetchone()[0]
     before = admin.execute("select floor(extract(epoch from clock_timestamp()) * 1000)::bigint").fetchone()[0]
-    ids = [admin.execute("insert into engagement_events (user_id, event_type) values (%s, 'app_open') returning id",
-                         (user,)).fetchone()[0] for _ in range(50)]
+    ids = [
+        admin.execute(
+            "insert into engagement_events (user_id, event_type) values (%s, 'app_open') returning id", (user,)
+        ).fetchone()[0]
+        for _ in range(50)
+    ]
     after = admin.execute("select floor(extract(epoch from clock_timestamp()) * 1000)::bigint").fetchone()[0]
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     assert all(before <= int.from_bytes(i.bytes[:6], "big") <= after for i in ids)
@@ -75,11 +84,14 @@ def test_event_ids_grow_with_time_and_are_version_7_uuids(admin: psycopg.Connect
 
 
 def test_engagement_events_indexes(admin: psycopg.Connection) -> None:
-    definitions = {r[0]: r[1] for r in admin.execute(
-        "select indexname, indexdef from pg_indexes where schemaname = 'public' and tablename = 'engagement_events'"
-    )}
+    definitions = {
+        r[0]: r[1]
+        for r in admin.execute(
+            "select indexname, indexdef from pg_indexes where schemaname = 'public' and tablename = 'engagement_events'"
+        )
+    }
     assert "USING btree (id)" in definitions["engagement_events_pkey"]
-    assert "USING btree (user_id, \"timestamp\" DESC)" in definitions["engagement_events_user_id_timestamp_idx"]
+    assert 'USING btree (user_id, "timestamp" DESC)' in definitions["engagement_events_user_id_timestamp_idx"]
     assert "USING gin (value jsonb_path_ops)" in definitions["engagement_events_value_idx"]
     assert "USING btree (feed_xid, feed_seq)" in definitions["engagement_events_feed_idx"]
 
@@ -100,8 +112,11 @@ def test_engagement_events_policies(admin: psycopg.Connection) -> None:
 
 def test_grants(admin: psycopg.Connection) -> None:
     def granted(role: str, table: str) -> set[str]:
-        return {p for p in PRIVILEGES if admin.execute(
-            "select has_table_privilege(%s, %s, %s)", (role, f"public.{table}", p)).fetchone()[0]}
+        return {
+            p
+            for p in PRIVILEGES
+            if admin.execute("select has_table_privilege(%s, %s, %s)", (role, f"public.{table}", p)).fetchone()[0]
+        }
 
     for table in public_tables(admin):
         assert granted("anon", table) == set(), table
@@ -110,19 +125,30 @@ def test_grants(admin: psycopg.Connection) -> None:
     assert granted("service_role", "engagement_events") == {"SELECT", "DELETE"}
     # Writes are granted per column: the feed's position is the database's to set.
     written = {"id", "user_id", "timestamp", "event_type", "value", "is_deleted"}
-    for role, privilege, columns in (("authenticated", "INSERT", written), ("authenticated", "UPDATE", set()),
-                                     ("service_role", "INSERT", written), ("service_role", "UPDATE", written - {"id"})):
-        assert {c for c in written | {"feed_xid", "feed_seq"} if admin.execute(
-            "select has_column_privilege(%s, 'public.engagement_events', %s, %s)", (role, c, privilege)
-        ).fetchone()[0]} == columns, (role, privilege)
+    for role, privilege, columns in (
+        ("authenticated", "INSERT", written),
+        ("authenticated", "UPDATE", set()),
+        ("service_role", "INSERT", written),
+        ("service_role", "UPDATE", written - {"id"}),
+    ):
+        assert {
+            c
+            for c in written | {"feed_xid", "feed_seq"}
+            if admin.execute(
+                "select has_column_privilege(%s, 'public.engagement_events', %s, %s)", (role, c, privilege)
+            ).fetchone()[0]
+        } == columns, (role, privilege)
 
 
 def test_every_table_users_can_read_has_a_policy_for_them(admin: psycopg.Connection) -> None:
     for table in public_tables(admin):
-        if admin.execute("select has_table_privilege('authenticated', %s, 'select')", (f"public.{table}",)).fetchone()[0]:
+        if admin.execute("select has_table_privilege('authenticated', %s, 'select')", (f"public.{table}",)).fetchone()[
+            0
+        ]:
             policies = admin.execute(
                 "select count(*) from pg_policies where schemaname = 'public' and tablename = %s "
-                "and 'authenticated' = any(roles) and cmd in ('SELECT', 'ALL')", (table,)
+                "and 'authenticated' = any(roles) and cmd in ('SELECT', 'ALL')",
+                (table,),
             ).fetchone()[0]
             assert policies, f"{table}: readable by authenticated without a policy"
 
@@ -176,7 +202,7 @@ def test_two_concurrent_runs_apply_each_migration_once(empty_db_url: str) -> Non
         start.wait()
         try:
             results.append(migrate(empty_db_url))
-        except Exception as exc:  # reported below, with the other thread's outcome
+        except Exception as exc:  # reported below, with the other thread's outcome  # noqa: BLE001
             failures.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
@@ -212,7 +238,7 @@ def test_failing_migration_from_the_command_line(empty_db_url: str) -> None:
     result = cli("migrate", url=empty_db_url)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"error: {discover()[0].path.name}: relation \"engagement_events\" already exists")
+    assert result.stderr.startswith(f'error: {discover()[0].path.name}: relation "engagement_events" already exists')
 
 
 def test_unreachable_database_from_the_command_line() -> None:

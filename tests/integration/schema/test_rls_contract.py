@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -44,7 +44,9 @@ class World:
 @pytest.fixture
 def world(admin: psycopg.Connection) -> World:
     alice, bob = uuid.uuid4(), uuid.uuid4()
-    admin.execute("insert into auth.users (id, email) values (%s, 'alice@example.com'), (%s, 'bob@example.com')", (alice, bob))
+    admin.execute(
+        "insert into auth.users (id, email) values (%s, 'alice@example.com'), (%s, 'bob@example.com')", (alice, bob)
+    )
 
     def add(user: uuid.UUID, event_type: str, deleted: bool = False) -> uuid.UUID:
         return admin.execute(
@@ -53,19 +55,32 @@ def world(admin: psycopg.Connection) -> World:
         ).fetchone()[0]
 
     alice_visible = {add(alice, "app_open"), add(alice, "goal_complete"), add(alice, "nudge_sent")}
-    return World(alice, bob, alice_visible, add(alice, "coach_message", deleted=True),
-                 {add(bob, "app_open"), add(bob, "steps_import")})
+    return World(
+        alice,
+        bob,
+        alice_visible,
+        add(alice, "coach_message", deleted=True),
+        {add(bob, "app_open"), add(bob, "steps_import")},
+    )
 
 
-def as_request(conn: psycopg.Connection, role: str, user: uuid.UUID | None, sql: str, params: Any = None) -> list[tuple]:
+def as_request(
+    conn: psycopg.Connection, role: str, user: uuid.UUID | None, sql: str, params: Any = None
+) -> list[tuple]:
     with request(conn, role, claims_for(role, user)):
         cur = conn.execute(sql, params)
         return cur.fetchall() if cur.description else []
 
 
 def event(user: uuid.UUID, **overrides: Any) -> dict[str, Any]:
-    return {"user_id": user, "ts": None, "event_type": "app_open", "value": '{"platform": "ios"}',
-            "is_deleted": False, **overrides}
+    return {
+        "user_id": user,
+        "ts": None,
+        "event_type": "app_open",
+        "value": '{"platform": "ios"}',
+        "is_deleted": False,
+        **overrides,
+    }
 
 
 def test_the_api_connection_proves_something(api: psycopg.Connection) -> None:
@@ -86,11 +101,14 @@ def test_anon_reads_nothing(api: psycopg.Connection, world: World) -> None:
     assert raised.value.sqlstate == "42501"
 
 
-@pytest.mark.parametrize("sql", [
-    INSERT,
-    "update public.engagement_events set value = '{}' where user_id = %(user_id)s",
-    "delete from public.engagement_events where user_id = %(user_id)s",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        INSERT,
+        "update public.engagement_events set value = '{}' where user_id = %(user_id)s",
+        "delete from public.engagement_events where user_id = %(user_id)s",
+    ],
+)
 def test_anon_writes_nothing(api: psycopg.Connection, world: World, sql: str) -> None:
     with pytest.raises(errors.InsufficientPrivilege):
         as_request(api, "anon", None, sql, event(world.alice))
@@ -102,8 +120,13 @@ def test_anon_writes_nothing(api: psycopg.Connection, world: World, sql: str) ->
 def test_user_reads_only_their_own_rows_that_are_not_deleted(api: psycopg.Connection, world: World) -> None:
     rows = as_request(api, "authenticated", world.alice, "select id from public.engagement_events")
     assert {r[0] for r in rows} == world.alice_visible
-    asked = as_request(api, "authenticated", world.alice,
-                       "select id from public.engagement_events where id = any(%s)", (list(world.every),))
+    asked = as_request(
+        api,
+        "authenticated",
+        world.alice,
+        "select id from public.engagement_events where id = any(%s)",
+        (list(world.every),),
+    )
     assert {r[0] for r in asked} == world.alice_visible, "neither Bob's rows nor a deleted one, even by id"
 
 
@@ -113,7 +136,7 @@ def test_user_logs_their_own_event(api: psycopg.Connection, world: World) -> Non
 
 
 def test_a_little_clock_skew_is_tolerated(api: psycopg.Connection, world: World) -> None:
-    soon = datetime.now(timezone.utc) + timedelta(minutes=2)
+    soon = datetime.now(UTC) + timedelta(minutes=2)
     assert as_request(api, "authenticated", world.alice, INSERT, event(world.alice, ts=soon))
 
 
@@ -121,7 +144,7 @@ def test_a_little_clock_skew_is_tolerated(api: psycopg.Connection, world: World)
 def test_user_insert_refused_by_policy(api: psycopg.Connection, world: World, case: str) -> None:
     overrides: dict[str, Any] = {
         "another user": {"user_id": world.bob},
-        "an hour ahead": {"ts": datetime.now(timezone.utc) + timedelta(hours=1)},
+        "an hour ahead": {"ts": datetime.now(UTC) + timedelta(hours=1)},
         "soft-deleted": {"is_deleted": True},
     }.get(case, {"event_type": case})
     with pytest.raises(errors.InsufficientPrivilege, match="violates row-level security policy") as raised:
@@ -129,20 +152,30 @@ def test_user_insert_refused_by_policy(api: psycopg.Connection, world: World, ca
     assert raised.value.sqlstate == "42501"
 
 
-@pytest.mark.parametrize("sql", [
-    "update public.engagement_events set value = '{}' where user_id = %(user_id)s",
-    "update public.engagement_events set is_deleted = false where user_id = %(user_id)s",
-    "delete from public.engagement_events where user_id = %(user_id)s",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "update public.engagement_events set value = '{}' where user_id = %(user_id)s",
+        "update public.engagement_events set is_deleted = false where user_id = %(user_id)s",
+        "delete from public.engagement_events where user_id = %(user_id)s",
+    ],
+)
 def test_user_cannot_update_or_delete(api: psycopg.Connection, world: World, sql: str) -> None:
     with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
         as_request(api, "authenticated", world.alice, sql, event(world.alice))
 
 
-@pytest.mark.parametrize("overrides", [
-    {"event_type": "AppOpen"}, {"event_type": "1st_open"}, {"event_type": "a" * 64}, {"event_type": ""},
-    {"value": "[1, 2]"}, {"value": '"text"'},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"event_type": "AppOpen"},
+        {"event_type": "1st_open"},
+        {"event_type": "a" * 64},
+        {"event_type": ""},
+        {"value": "[1, 2]"},
+        {"value": '"text"'},
+    ],
+)
 def test_malformed_events_violate_checks(api: psycopg.Connection, world: World, overrides: dict[str, Any]) -> None:
     with pytest.raises(errors.CheckViolation) as raised:
         as_request(api, "authenticated", world.alice, INSERT, event(world.alice, **overrides))
@@ -160,11 +193,17 @@ def test_service_role_reads_everyones_rows_deleted_too(api: psycopg.Connection, 
 def test_service_role_writes_everyones_rows(api: psycopg.Connection, world: World) -> None:
     (row,) = as_request(api, "service_role", None, INSERT, event(world.bob, event_type="nudge_sent"))
     assert row[1] == world.bob
-    updated = as_request(api, "service_role", None,
-                         "update public.engagement_events set is_deleted = true where user_id = %s returning id", (world.alice,))
+    updated = as_request(
+        api,
+        "service_role",
+        None,
+        "update public.engagement_events set is_deleted = true where user_id = %s returning id",
+        (world.alice,),
+    )
     assert {r[0] for r in updated} == world.alice_visible | {world.alice_deleted}
-    deleted = as_request(api, "service_role", None,
-                         "delete from public.engagement_events where user_id = %s returning id", (world.bob,))
+    deleted = as_request(
+        api, "service_role", None, "delete from public.engagement_events where user_id = %s returning id", (world.bob,)
+    )
     assert len(deleted) == len(world.bob_visible) + 1
 
 

@@ -7,7 +7,7 @@ stands between a user and a forged row. Every clause of that policy is tried her
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,20 +22,30 @@ INSERT_MINIMAL = (
 )
 
 
-def test_a_user_logs_their_own_event_without_returning(api: psycopg.Connection, admin: psycopg.Connection,
-                                                       world: World) -> None:
+def test_a_user_logs_their_own_event_without_returning(
+    api: psycopg.Connection,
+    admin: psycopg.Connection,
+    world: World,  # noqa: F811
+) -> None:
     before = admin.execute("select count(*) from engagement_events where user_id = %s", (world.alice,)).fetchone()[0]
     as_request(api, "authenticated", world.alice, INSERT_MINIMAL, event(world.alice))
     api.commit()
-    assert admin.execute("select count(*) from engagement_events where user_id = %s", (world.alice,)).fetchone()[0] == before + 1
+    assert (
+        admin.execute("select count(*) from engagement_events where user_id = %s", (world.alice,)).fetchone()[0]
+        == before + 1
+    )
 
 
 @pytest.mark.parametrize("case", ["another user", "an hour ahead", "soft-deleted", *RESERVED])
-def test_the_insert_policy_alone_refuses(api: psycopg.Connection, admin: psycopg.Connection, world: World,
-                                         case: str) -> None:
+def test_the_insert_policy_alone_refuses(
+    api: psycopg.Connection,
+    admin: psycopg.Connection,
+    world: World,  # noqa: F811
+    case: str,
+) -> None:
     overrides: dict[str, Any] = {
         "another user": {"user_id": world.bob},
-        "an hour ahead": {"ts": datetime.now(timezone.utc) + timedelta(hours=1)},
+        "an hour ahead": {"ts": datetime.now(UTC) + timedelta(hours=1)},
         "soft-deleted": {"is_deleted": True},
     }.get(case, {"event_type": case})
     with pytest.raises(errors.InsufficientPrivilege, match="violates row-level security policy"):

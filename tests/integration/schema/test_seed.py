@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from events_schema.__main__ import main
 from events_schema.seed.seed import SeedError, seed
 
-NOW = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, tzinfo=UTC)
 FINGERPRINT = """
 select (select md5(string_agg(concat_ws('|', id, email, created_at, raw_user_meta_data), ',' order by id))
         from auth.users),
@@ -31,15 +31,27 @@ def test_loads_users_and_events_as_reported(db_url: str, admin: psycopg.Connecti
     # The auth.users trigger filled the engine's projection, metadata included.
     assert count(admin, "select count(*) from public.engagement_users") == 150
     assert count(admin, "select count(*) from public.engagement_users where nudges_opt_out") == report.opted_out
-    assert count(admin, "select count(*) from public.engagement_users where timezone is null") == report.without_timezone
-    assert count(admin, "select count(*) from public.engagement_users where timezone is not null "
-                        "and timezone not in (select name from pg_timezone_names)") == 0
+    assert (
+        count(admin, "select count(*) from public.engagement_users where timezone is null") == report.without_timezone
+    )
+    assert (
+        count(
+            admin,
+            "select count(*) from public.engagement_users where timezone is not null "
+            "and timezone not in (select name from pg_timezone_names)",
+        )
+        == 0
+    )
     # The statement trigger kept last activity, and the scan will find quiet users.
-    quiet = count(admin, """
+    quiet = count(
+        admin,
+        """
         select count(*) from public.engagement_users u
         where not exists (select 1 from public.engagement_last_activity a
                           where a.user_id = u.user_id and a.last_at >= %s - interval '48 hours')
-    """, NOW)
+    """,
+        NOW,
+    )
     assert quiet == report.quiet_48h > 0
     span = admin.execute('select min("timestamp"), max("timestamp") from public.engagement_events').fetchone()
     assert (NOW - span[0]).days < 10 and span[1] < NOW
@@ -78,7 +90,9 @@ def test_command_line(settings_env: str, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_command_line_on_an_unmigrated_database(empty_db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--database-url", empty_db_url, "seed", "--users", "5", "--days", "1"]) == 1
-    assert capsys.readouterr().err == "error: the database is not migrated: run `python -m events_schema migrate` first\n"
+    assert (
+        capsys.readouterr().err == "error: the database is not migrated: run `python -m events_schema migrate` first\n"
+    )
 
 
 def test_if_empty_seeds_a_fresh_database_once(db_url: str, admin: psycopg.Connection) -> None:

@@ -38,11 +38,13 @@ def supabase_like(pg_server: URL, template_db: str) -> Iterator[tuple[str, str]]
         with connect(url, autocommit=True) as conn:
             conn.execute(COMPAT_SQL.read_text())
             # What Supabase grants its `postgres` role on the API roles and on auth.users.
-            conn.execute(sql.SQL(
-                "grant anon, authenticated, service_role to {role} with admin option;"
-                "grant usage on schema auth to {role};"
-                "grant select, insert, update, delete, references, trigger on auth.users to {role}"
-            ).format(role=sql.Identifier(role)))
+            conn.execute(
+                sql.SQL(
+                    "grant anon, authenticated, service_role to {role} with admin option;"
+                    "grant usage on schema auth to {role};"
+                    "grant select, insert, update, delete, references, trigger on auth.users to {role}"
+                ).format(role=sql.Identifier(role))
+            )
         yield url, role
     finally:
         with connect(server, autocommit=True) as conn:
@@ -79,8 +81,14 @@ def test_compat_layer_is_skipped_where_auth_exists(empty_db_url: str, template_d
         )
     assert [m.version for m in migrate(empty_db_url)] == [m.version for m in discover()]
     with connect(empty_db_url) as conn:
-        assert SENTINEL_UID in conn.execute("select prosrc from pg_proc where oid = 'auth.uid()'::regprocedure").fetchone()[0]
-        assert conn.execute("select to_regprocedure('auth.jwt()'), to_regprocedure('auth.role()')").fetchone() == (None, None)
+        assert (
+            SENTINEL_UID
+            in conn.execute("select prosrc from pg_proc where oid = 'auth.uid()'::regprocedure").fetchone()[0]
+        )
+        assert conn.execute("select to_regprocedure('auth.jwt()'), to_regprocedure('auth.role()')").fetchone() == (
+            None,
+            None,
+        )
         columns = conn.execute(
             "select count(*) from information_schema.columns where table_schema = 'auth' and table_name = 'users'"
         ).fetchone()
@@ -100,7 +108,9 @@ def test_the_worker_login_can_be_created_by_a_non_superuser(supabase_like: tuple
         with connect(url) as conn:
             made = conn.execute(
                 "select r.rolcanlogin, r.rolsuper, pg_has_role(r.oid, 'service_role', 'member')"
-                " from pg_roles r where r.rolname = %s", (fresh,)).fetchone()
+                " from pg_roles r where r.rolname = %s",
+                (fresh,),
+            ).fetchone()
         assert made == (True, False, True)
     finally:
         with connect(pg_server.render_as_string(hide_password=False), autocommit=True) as conn:

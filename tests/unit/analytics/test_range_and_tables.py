@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from events_schema.analytics.report import ReportError, report_range
 from events_schema.analytics.tables import aligned, percent, retention_grid, retention_lines
 
-AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)  # a Wednesday
+AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def test_the_last_n_weeks_end_now_and_start_on_a_monday() -> None:
@@ -30,10 +30,13 @@ def test_from_and_to_are_whole_days_aligned_to_iso_weeks_and_never_past_as_of() 
     assert report_range(AS_OF, start=date(2026, 11, 23), end=date(2026, 11, 23)).end == utc(2026, 11, 24)
 
 
-@pytest.mark.parametrize(("start", "end", "message"), [
-    (date(2026, 11, 10), date(2026, 11, 9), "before --from"),
-    (date(2026, 11, 30), None, "in the future"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (date(2026, 11, 10), date(2026, 11, 9), "before --from"),
+        (date(2026, 11, 30), None, "in the future"),
+    ],
+)
 def test_impossible_ranges_are_refused(start: date, end: date | None, message: str) -> None:
     with pytest.raises(ReportError, match=message):
         report_range(AS_OF, start=start, end=end)

@@ -17,8 +17,14 @@ SECRET = "a-test-secret-that-is-at-least-32-characters-long"
 
 def keys_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
-    return subprocess.run([sys.executable, "-m", "events_schema", "keys", *args], env={**environment, **env},
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "events_schema", "keys", *args],
+        env={**environment, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_anon_and_service_role_keys_verify_with_the_secret_only() -> None:
@@ -42,11 +48,14 @@ def test_env_file_lines_and_years() -> None:
     assert claims["exp"] - claims["iat"] == 365 * 86400
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [
-    ((), {}, "error: JWT_SECRET is not set"),
-    ((), {"JWT_SECRET": "too-short"}, "error: invalid setting JWT_SECRET"),
-    (("--years", "0"), {"JWT_SECRET": SECRET}, "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ((), {}, "error: JWT_SECRET is not set"),
+        ((), {"JWT_SECRET": "too-short"}, "error: invalid setting JWT_SECRET"),
+        (("--years", "0"), {"JWT_SECRET": SECRET}, "must be at least 1"),
+    ],
+)
 def test_refusals_are_one_line(args: tuple[str, ...], env: dict[str, str], message: str) -> None:
     result = keys_cli(*args, **env)
     assert result.returncode == 2 and result.stdout == ""

@@ -63,11 +63,14 @@ def test_csv_columns_in_any_order_with_json_in_quotes() -> None:
     ]
 
 
-@pytest.mark.parametrize(("header", "message"), [
-    ("user_id,kind", 'line 1: unknown CSV column "kind" (columns are: id, user_id, event_type, timestamp, value)'),
-    ("user_id,value", "line 1: the CSV header has no event_type column"),
-    ("user_id,event_type,user_id", "line 1: the CSV header names a column twice"),
-])
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("user_id,kind", 'line 1: unknown CSV column "kind" (columns are: id, user_id, event_type, timestamp, value)'),
+        ("user_id,value", "line 1: the CSV header has no event_type column"),
+        ("user_id,event_type,user_id", "line 1: the CSV header names a column twice"),
+    ],
+)
 def test_a_bad_csv_header_refuses_the_file(header: str, message: str) -> None:
     with pytest.raises(ImportFileError) as refused:
         rows(f"{header}\n".encode(), "csv")
@@ -84,14 +87,19 @@ def test_csv_row_problems_are_row_errors() -> None:
 def test_replay_parses_raw_rows_as_they_were_kept() -> None:
     assert parse_raw('{"a": 1}', None) == {"a": 1}
     assert parse_raw(f"{USER},app_open", ("user_id", "event_type")) == {"user_id": USER, "event_type": "app_open"}
-    with pytest.raises(ValueError, match="^bad JSON: Expecting value at column 1$"):
+    with pytest.raises(ValueError, match=r"^bad JSON: Expecting value at column 1$"):
         parse_raw("", None)
 
 
 def test_a_batch_keeps_its_positions_and_the_senders_unparsed_rows() -> None:
-    batch = rows_of_batch([{"a": 1}, {"b": 2}], positions=[3, 9],
-                          unparsed=[{"position": 5, "raw": "{", "error": "bad JSON"}])
-    assert [(r.position, r.parsed, r.error) for r in batch] == [(3, {"a": 1}, None), (5, None, "bad JSON"), (9, {"b": 2}, None)]
+    batch = rows_of_batch(
+        [{"a": 1}, {"b": 2}], positions=[3, 9], unparsed=[{"position": 5, "raw": "{", "error": "bad JSON"}]
+    )
+    assert [(r.position, r.parsed, r.error) for r in batch] == [
+        (3, {"a": 1}, None),
+        (5, None, "bad JSON"),
+        (9, {"b": 2}, None),
+    ]
     with pytest.raises(ValueError, match="2 positions for a batch of 1 rows"):
         rows_of_batch([{}], positions=[1, 2])
 

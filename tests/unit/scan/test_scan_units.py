@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from freezegun import freeze_time
 
 from events_schema.settings import NudgeRule, Settings
+from worker.clock import parse_instant
 from worker.scan.scanner import SKIP_REASONS, Decision, NudgeBudget, RuleSummary, ScanSummary, select_rules
 from worker.scan.shards import Shard
-from worker.clock import parse_instant
 
 
 def test_as_of_with_offset_is_normalised_to_utc() -> None:
-    assert parse_instant("2026-03-04T19:00:00+09:00") == datetime(2026, 3, 4, 10, tzinfo=timezone.utc)
+    assert parse_instant("2026-03-04T19:00:00+09:00") == datetime(2026, 3, 4, 10, tzinfo=UTC)
 
 
 def test_as_of_without_offset_is_refused_as_ambiguous() -> None:
@@ -25,7 +25,7 @@ def test_as_of_without_offset_is_refused_as_ambiguous() -> None:
 
 @freeze_time("2026-03-04T10:00:00Z")
 def test_as_of_defaults_to_pythons_clock() -> None:
-    assert parse_instant(None) == datetime(2026, 3, 4, 10, tzinfo=timezone.utc)
+    assert parse_instant(None) == datetime(2026, 3, 4, 10, tzinfo=UTC)
 
 
 def test_rules_are_selected_by_name_in_configuration_order() -> None:
@@ -40,7 +40,7 @@ def test_rules_are_selected_by_name_in_configuration_order() -> None:
 
 
 def test_summary_totals_and_json_shape() -> None:
-    summary = ScanSummary(scan_id="s", as_of=datetime(2026, 3, 4, tzinfo=timezone.utc), dry_run=False)
+    summary = ScanSummary(scan_id="s", as_of=datetime(2026, 3, 4, tzinfo=UTC), dry_run=False)
     first = RuleSummary(rule="a", threshold_hours=48, mode="full", examined=5, due=3, nudged=1)
     first.skipped["quiet_hours"] = 2
     summary.rules = [first, RuleSummary(rule="b", threshold_hours=168, mode="incremental", examined=1, due=1, nudged=1)]
@@ -51,12 +51,12 @@ def test_summary_totals_and_json_shape() -> None:
 
 
 def _decisions(*kinds: str) -> list[Decision]:
-    noon = datetime(2026, 3, 4, 12, tzinfo=timezone.utc)
+    noon = datetime(2026, 3, 4, 12, tzinfo=UTC)
     return [Decision("r", uuid.uuid4(), noon, "UTC", noon.time(), kind, None) for kind in kinds]
 
 
 def test_the_nudge_budget_defers_what_is_past_it_to_the_next_scan() -> None:
-    as_of = datetime(2026, 3, 4, 12, tzinfo=timezone.utc)
+    as_of = datetime(2026, 3, 4, 12, tzinfo=UTC)
     budget = NudgeBudget(2)
     first = budget.split(_decisions("nudge", "quiet_hours", "nudge", "nudge"), as_of)
     assert [d.decision for d in first] == ["nudge", "quiet_hours", "nudge", "rate_limited"]
@@ -66,7 +66,7 @@ def test_the_nudge_budget_defers_what_is_past_it_to_the_next_scan() -> None:
 
 
 def test_no_budget_limits_nothing_and_shards_share_the_cap() -> None:
-    as_of = datetime(2026, 3, 4, 12, tzinfo=timezone.utc)
+    as_of = datetime(2026, 3, 4, 12, tzinfo=UTC)
     unlimited = NudgeBudget.for_scan(Settings(_env_file=None), None)
     assert [d.decision for d in unlimited.split(_decisions(*["nudge"] * 50), as_of)] == ["nudge"] * 50
     capped = Settings(_env_file=None, nudge_max_per_scan=10)

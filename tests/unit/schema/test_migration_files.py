@@ -47,4 +47,3 @@ def test_migrations_use_only_what_supabase_provides() -> None:
         assert not FORBIDDEN.search(sql), f"{migration.path.name}: {FORBIDDEN.search(sql)[0]!r}"
         used = set(re.findall(r"\bauth\.\"?([a-z_]+)", sql, re.IGNORECASE))
         assert used <= SUPABASE_AUTH_OBJECTS, f"{migration.path.name} uses auth.{used - SUPABASE_AUTH_OBJECTS}"
-

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 
 from events_schema.seed.seed import DAY, format_timestamp, plan_users, user_events
 
-NOW = int(datetime(2026, 11, 26, 10, tzinfo=timezone.utc).timestamp())
+NOW = int(datetime(2026, 11, 26, 10, tzinfo=UTC).timestamp())
 DAYS = 14
 TYPES = {"app_open", "goal_complete", "steps_import", "coach_message"}
 
@@ -125,5 +125,5 @@ def test_daily_rhythm_in_local_time_differs_on_weekends(world: list[tuple]) -> N
 
 
 def test_timestamps_are_formatted_as_utc() -> None:
-    instant = datetime(2026, 3, 29, 1, 2, 3, tzinfo=timezone.utc)
+    instant = datetime(2026, 3, 29, 1, 2, 3, tzinfo=UTC)
     assert format_timestamp(int(instant.timestamp())) == "2026-03-29 01:02:03+00"

@@ -42,16 +42,28 @@ CASES = {
     "backslash outside quotes hides the next character": ("a\\;b; c\\;", ["a\\;b", "c\\"]),
     "backslash inside quotes is plain": ("select '\\'; 1'", ["select '\\'", "1'"]),
     "named dollar tag": ("$tag$ any ; $x$ string$tag$; y", ["$tag$ any ; $x$ string$tag$", "y"]),
-    "$ after an identifier opens nothing": ("select 1 as a$b$; select 2 as c$b$", ["select 1 as a$b$", "select 2 as c$b$"]),
+    "$ after an identifier opens nothing": (
+        "select 1 as a$b$; select 2 as c$b$",
+        ["select 1 as a$b$", "select 2 as c$b$"],
+    ),
     "positional parameter is no tag": ("select $1; x", ["select $1", "x"]),
-    "parentheses": ("create rule r as on update to t do (notify t; select 1); x", [
-        "create rule r as on update to t do (notify t; select 1)", "x"]),
+    "parentheses": (
+        "create rule r as on update to t do (notify t; select 1); x",
+        ["create rule r as on update to t do (notify t; select 1)", "x"],
+    ),
     "the first ) closes every parenthesis": ("do ((a); b); c", ["do ((a)", "b)", "c"]),
-    "begin atomic": ("create function f() returns int language sql begin atomic select 1; select 2; end; x", [
-        "create function f() returns int language sql begin atomic select 1; select 2; end", "x"]),
-    "begin atomic, any case and spacing": ("BEGIN\n  Atomic; select 'end'; END; x", [
-        "BEGIN\n  Atomic; select 'end'; END", "x"]),
-    "end inside a word does not close": ("begin atomic; select append; end; x", ["begin atomic; select append; end", "x"]),
+    "begin atomic": (
+        "create function f() returns int language sql begin atomic select 1; select 2; end; x",
+        ["create function f() returns int language sql begin atomic select 1; select 2; end", "x"],
+    ),
+    "begin atomic, any case and spacing": (
+        "BEGIN\n  Atomic; select 'end'; END; x",
+        ["BEGIN\n  Atomic; select 'end'; END", "x"],
+    ),
+    "end inside a word does not close": (
+        "begin atomic; select append; end; x",
+        ["begin atomic; select append; end", "x"],
+    ),
     "atomic in a name": ("select is_atomic from t; x", ["select is_atomic from t", "x"]),
     "atomic without begin": ("select atomic; x", ["select atomic", "x"]),
 }
@@ -79,14 +91,17 @@ def test_a_record_matches_however_the_file_was_cut() -> None:
     assert matches(["select 'a", "b';\nselect 2"], sql), "cut at a ; the CLI would not cut at"
 
 
-@pytest.mark.parametrize("recorded", [
-    ["select 'a;c'", "select 2"],  # a literal changed
-    ["select 'a;b'"],  # a statement added to the file
-    ["select 'a;b'", "select 2", "select 3"],  # a statement removed from the file
-    ["select 2", "select 'a;b'"],  # reordered
-    ["select 'a;b' select 2"],  # the separator is part of what was applied
-    [],
-])
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        ["select 'a;c'", "select 2"],  # a literal changed
+        ["select 'a;b'"],  # a statement added to the file
+        ["select 'a;b'", "select 2", "select 3"],  # a statement removed from the file
+        ["select 2", "select 'a;b'"],  # reordered
+        ["select 'a;b' select 2"],  # the separator is part of what was applied
+        [],
+    ],
+)
 def test_a_record_of_other_content_does_not_match(recorded: list[str]) -> None:
     assert not matches(recorded, "select 'a;b';\nselect 2;\n")
 
