@@ -164,8 +164,14 @@ def test_log_format_json_makes_every_worker_line_one_object_with_the_task_id(
     try:
         result = client(redis_url).send_task("scan_inactive", kwargs={"as_of": AS_OF}, queue=queue)
         result.get(timeout=60)
-        worker.wait_for("succeeded")
-        lines = without_root_warning(worker.output())
+        # The trace's "succeeded" line may be read half-written: wait for it whole, keep whole lines only.
+        wait_until(
+            lambda: any("succeeded" in line for line in complete_lines(worker.output())),
+            60,
+            lambda: f"no complete 'succeeded' line in:\n{worker.output()}",
+            process=worker.popen,
+        )
+        lines = without_root_warning("\n".join(complete_lines(worker.output())))
     finally:
         worker.stop()
     entries = [json.loads(line) for line in lines]  # fails on any line that is not one object
@@ -175,6 +181,11 @@ def test_log_format_json_makes_every_worker_line_one_object_with_the_task_id(
     [scan_line] = [e for e in entries if e["logger"] == "worker.tasks"]
     assert "nudged=2" in scan_line["message"] and scan_line["task_name"] == "scan_inactive"
     assert {e["task_id"] for e in entries} == {None, result.id}
+
+
+def complete_lines(output: str) -> list[str]:
+    """The lines that end with a newline: the last may still be being written."""
+    return output.splitlines()[: output.count("\n")]
 
 
 def without_root_warning(output: str) -> list[str]:
