@@ -79,14 +79,13 @@ def _nudges(ax: plt.Axes, rows: list[Row]) -> None:
 
 
 def draw(results: dict[str, Result], period: Range, path: Path) -> Path:
-    """Write the three panels to `path` (PNG) and return it."""
+    """Write the three panels to `path` (PNG, in a folder that exists) and return it."""
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 13), gridspec_kw={"height_ratios": [3, 2, 2]})
     figure.suptitle(f"Engagement, {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d %H:%M} UTC (ISO weeks)")
     _heatmap(top, results["retention"].rows)
     _weekly_active(middle, results["weekly_active"].rows)
     _nudges(bottom, results["nudge_effect"].rows)
     figure.tight_layout(rect=(0, 0, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, format="png", dpi=100)
     plt.close(figure)
     return path
