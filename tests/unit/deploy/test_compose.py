@@ -185,3 +185,35 @@ def test_the_engine_never_holds_the_owners_credentials() -> None:
     rest = SERVICES["postgrest"]["environment"]
     assert rest["PGRST_DB_URI"].startswith("postgres://authenticator:") and rest["PGRST_DB_ANON_ROLE"] == "anon"
     assert rest["PGRST_JWT_SECRET"].startswith("${JWT_SECRET")
+
+
+# Settings the worker and the beat do not read, each with why it stays out of their environment.
+# A new setting is the engine's unless named here: it must then reach both (x-engine-settings).
+NOT_THE_ENGINES = {
+    "DATABASE_URL": "the owner's login: migrate and logins only; the engine never holds it",
+    "DATABASE_SESSION_URL": "migrations and `worker tail` as the owner; compose's migrate connects directly",
+    "AUTHENTICATOR_PASSWORD": "read by `events_schema logins` only (the logins service has it)",
+    "JWT_SECRET": "read by `events_schema keys`, run by hand; PostgREST gets it as PGRST_JWT_SECRET",
+}
+# Where each setting that is not the engine's is read in the deployment (None: by hand only).
+READ_BY = {
+    "DATABASE_URL": ("migrate", "logins"),
+    "AUTHENTICATOR_PASSWORD": ("logins",),
+}
+
+
+def test_every_setting_reaches_the_worker_and_the_beat_unless_named_as_not_theirs() -> None:
+    assert set(NOT_THE_ENGINES) <= SETTINGS, f"not settings any more: {set(NOT_THE_ENGINES) - SETTINGS}"
+    wanted = SETTINGS - set(NOT_THE_ENGINES)
+    for name in ("worker", "beat"):
+        given = set(SERVICES[name]["environment"])
+        assert not wanted - given, (
+            f"{name} never receives {sorted(wanted - given)}: add them to x-engine-settings in "
+            "docker-compose.yml, or to NOT_THE_ENGINES here with the reason"
+        )
+        assert not given & set(NOT_THE_ENGINES), (name, sorted(given & set(NOT_THE_ENGINES)))
+    tuning = set(COMPOSE["x-engine-settings"])
+    assert all(COMPOSE["x-engine-settings"][k] is None for k in tuning), "passed through from .env, never fixed"
+    for setting, services in READ_BY.items():
+        for name in services:
+            assert setting in SERVICES[name]["environment"], (name, setting)
