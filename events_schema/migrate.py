@@ -29,6 +29,8 @@ from events_schema.statements import matches, split
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 COMPAT_SQL = PACKAGE_DIR / "compat" / "supabase_compat.sql"
+# Supabase Realtime's schema, where Realtime has not made it (plain PostgreSQL).
+REALTIME_COMPAT_SQL = PACKAGE_DIR / "compat" / "realtime_compat.sql"
 # Supabase CLI naming: <YYYYMMDDHHMMSS>_<name>.sql
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # Any constant both runners agree on; the text makes it greppable in pg_locks.
@@ -131,6 +133,8 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
             with conn.transaction():
                 if conn.execute("select to_regnamespace('auth') is null").fetchone()[0]:
                     _run_sql(conn, COMPAT_SQL.read_text(encoding="utf-8"), COMPAT_SQL.name)
+                if conn.execute("select to_regclass('realtime.messages') is null").fetchone()[0]:
+                    _run_sql(conn, REALTIME_COMPAT_SQL.read_text(encoding="utf-8"), REALTIME_COMPAT_SQL.name)
                 conn.execute(SCHEMA_MIGRATIONS_DDL)
             applied = _applied(conn)
             _verify_unchanged(migrations, applied)
