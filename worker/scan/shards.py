@@ -2,7 +2,8 @@
 
 A user's shard is the last two bytes of their uuid modulo N: stable forever (no hash function
 whose output could change with a PostgreSQL upgrade), cheap (no hashing) and even for the
-random (v4) ids GoTrue and gen_random_uuid() give. SQL computes the same (scan_candidates_*.sql).
+random (v4) ids GoTrue and gen_random_uuid() give. SQL computes the same with
+`public.engagement_shard(user_id, shards)`, which every candidate query (scan_candidates_*.sql) uses.
 
 Each shard has its own lease (worker/scan/leases.py) and scan state, keyed `<rule>#<index>/<count>`: a shard's
 incremental window follows its own previous scan, so a shard that failed or was turned away
