@@ -18,6 +18,7 @@ are few and set-based, and planning is a small share of their cost (docs/pooler.
 from __future__ import annotations
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -33,9 +34,16 @@ class DatabaseUnavailable(RuntimeError):
 
 
 def conninfo(url: str | None = None) -> str:
-    """libpq URI for psycopg, from a SQLAlchemy URL (`postgresql+psycopg://...`)."""
+    """libpq `key=value` string for psycopg, from a SQLAlchemy URL (`postgresql+psycopg://...`).
+
+    Built from the URL's parts, each quoted by psycopg, rather than re-rendered as a URI: a
+    password with a space or a quote survives (SQLAlchemy leaves spaces unencoded; libpq refuses them).
+    """
     sa_url = make_url(url or get_settings().database_url)
-    return sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    parts = {"host": sa_url.host, "port": sa_url.port, "dbname": sa_url.database, "user": sa_url.username}
+    parts["password"] = sa_url.password
+    options = {key: value if isinstance(value, str) else ",".join(value) for key, value in sa_url.query.items()}
+    return make_conninfo(**{key: value for key, value in parts.items() if value is not None}, **options)
 
 
 def _in_utc(conn: psycopg.Connection) -> None:
