@@ -17,6 +17,8 @@ are few and set-based, and planning is a small share of their cost (docs/pooler.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, create_engine, event
@@ -27,6 +29,16 @@ from events_schema.settings import get_settings
 SET_UTC = "set time zone 'UTC'"
 # psycopg's prepare_threshold: None never prepares automatically.
 PREPARE_THRESHOLD = None
+
+R = TypeVar("R")
+
+
+def one_row(cursor: psycopg.Cursor[R]) -> R:
+    """The row of a statement that always returns one (an aggregate, `select f()`): no row is a bug."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -55,7 +67,7 @@ def _in_utc(conn: psycopg.Connection) -> None:
     conn.autocommit = autocommit
 
 
-def connect(url: str | None = None, *, autocommit: bool = False, **kwargs: object) -> psycopg.Connection:
+def connect(url: str | None = None, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
     """A psycopg 3 connection in UTC; unreachable servers become DatabaseUnavailable."""
     try:
         conn = psycopg.connect(conninfo(url), autocommit=autocommit, prepare_threshold=PREPARE_THRESHOLD, **kwargs)

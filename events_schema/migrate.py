@@ -21,7 +21,7 @@ import psycopg
 from psycopg import errors
 from sqlalchemy.engine import make_url
 
-from events_schema.db import DatabaseUnavailable, connect
+from events_schema.db import DatabaseUnavailable, connect, one_row
 from events_schema.pooler import require_session, session_setting
 from events_schema.settings import get_settings
 from events_schema.statements import matches, split
@@ -100,6 +100,8 @@ def ensure_database(url: str) -> None:
         if not (isinstance(cause, psycopg.OperationalError) and "does not exist" in str(cause)):
             raise
     target = make_url(url)
+    if not target.database:
+        raise MigrationError("the database URL names no database to create")
     with connect(target.set(database="postgres").render_as_string(hide_password=False), autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(target.database)))
 
@@ -131,7 +133,7 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
         conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             with conn.transaction():
-                if conn.execute("select to_regnamespace('auth') is null").fetchone()[0]:
+                if one_row(conn.execute("select to_regnamespace('auth') is null"))[0]:
                     _run_sql(conn, COMPAT_SQL.read_text(encoding="utf-8"), COMPAT_SQL.name)
                 if conn.execute("select to_regclass('realtime.messages') is null").fetchone()[0]:
                     _run_sql(conn, REALTIME_COMPAT_SQL.read_text(encoding="utf-8"), REALTIME_COMPAT_SQL.name)
@@ -159,7 +161,7 @@ def status(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mig
     """Applied and pending migrations, without changing anything."""
     migrations = discover(directory)
     with connect(url) as conn:
-        exists = conn.execute("select to_regclass('supabase_migrations.schema_migrations') is not null").fetchone()[0]
+        exists = one_row(conn.execute("select to_regclass('supabase_migrations.schema_migrations') is not null"))[0]
         applied = _applied(conn) if exists else {}
     _verify_unchanged(migrations, applied)
     return [MigrationStatus(m, m.version in applied) for m in migrations]

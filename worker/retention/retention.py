@@ -21,6 +21,7 @@ from uuid import UUID
 
 import psycopg.errors
 
+from events_schema.db import one_row
 from events_schema.queries import QueryFolder
 from events_schema.settings import get_settings
 from worker.database import service_transaction
@@ -57,10 +58,6 @@ def _rowcount(cursor: psycopg.Cursor[Any]) -> int:
     return cursor.rowcount
 
 
-def _one_row(cursor: psycopg.Cursor[Any]) -> tuple[Any, ...]:
-    return cursor.fetchone()
-
-
 def apply_retention(
     as_of: datetime,
     *,
@@ -87,7 +84,7 @@ def apply_retention(
         }
     cutoff = as_of - timedelta(days=days)
     pages_per_chunk = max(1, (chunk_size or settings.retention_chunk_size) // MAX_ROWS_PER_PAGE)
-    pages = _chunk("retention_table_pages", {}, lambda cur: cur.fetchone()[0], url)
+    pages = _chunk("retention_table_pages", {}, lambda cur: one_row(cur)[0], url)
     soft_deleted = chunks = 0
     for first_page in range(0, pages, pages_per_chunk):
         params = {
@@ -120,7 +117,7 @@ def forget_user(user_id: UUID, *, chunk_size: int | None = None, url: str | None
     params: dict[str, Any] = {"user_id": user_id, "through": "infinity", "limit": limit}
     soft_deleted = chunks = 0
     while True:
-        count, oldest = _chunk("retention_forget_user_chunk", params, _one_row, url)
+        count, oldest = _chunk("retention_forget_user_chunk", params, one_row, url)
         chunks += 1
         if count == 0:
             break

@@ -262,7 +262,7 @@ def _scan_rule(
         _begin(conn)
         state = conn.execute(query("scan_state_read"), params).fetchone()
     mode = _mode(state, rule, as_of, full)
-    if mode == "incremental":
+    if mode == "incremental" and state is not None:  # (_mode says full where there is no state)
         params["window_start"] = state[2] - threshold
     # A full scan of a rule counting every type reads the due range of the per-user summary;
     # one narrowing the types walks every user against the per-type summary.
