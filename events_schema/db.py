@@ -55,7 +55,7 @@ def conninfo(url: str | None = None) -> str:
     parts = {"host": sa_url.host, "port": sa_url.port, "dbname": sa_url.database, "user": sa_url.username}
     parts["password"] = sa_url.password
     options = {key: value if isinstance(value, str) else ",".join(value) for key, value in sa_url.query.items()}
-    return make_conninfo(**{key: value for key, value in parts.items() if value is not None}, **options)
+    return make_conninfo("", **{key: value for key, value in parts.items() if value is not None}, **options)
 
 
 def _in_utc(conn: psycopg.Connection) -> None:

@@ -135,7 +135,7 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
             with conn.transaction():
                 if one_row(conn.execute("select to_regnamespace('auth') is null"))[0]:
                     _run_sql(conn, COMPAT_SQL.read_text(encoding="utf-8"), COMPAT_SQL.name)
-                if conn.execute("select to_regclass('realtime.messages') is null").fetchone()[0]:
+                if one_row(conn.execute("select to_regclass('realtime.messages') is null"))[0]:
                     _run_sql(conn, REALTIME_COMPAT_SQL.read_text(encoding="utf-8"), REALTIME_COMPAT_SQL.name)
                 conn.execute(SCHEMA_MIGRATIONS_DDL)
             applied = _applied(conn)

@@ -104,7 +104,7 @@ def apply_retention(
 
 def _prune_messages(as_of: datetime, events_before: datetime | None, url: str | None) -> int:
     params = {"older_than": as_of - MESSAGE_LIFETIME, "events_before": events_before}
-    return int(_chunk("retention_prune_messages", params, _one_row, url)[0])
+    return int(_chunk("retention_prune_messages", params, one_row, url)[0])
 
 
 def forget_user(user_id: UUID, *, chunk_size: int | None = None, url: str | None = None) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def forget_user(user_id: UUID, *, chunk_size: int | None = None, url: str | None
         # Ties at `oldest` not yet deleted are found again; those deleted are filtered out.
         params["through"] = oldest
     purged = _chunk("retention_forget_user_quarantine", params, _rowcount, url)
-    messages = int(_chunk("retention_forget_user_messages", params, _one_row, url)[0])
+    messages = int(_chunk("retention_forget_user_messages", params, one_row, url)[0])
     return {
         "user_id": str(user_id),
         "soft_deleted": soft_deleted,
