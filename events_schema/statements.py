@@ -175,8 +175,7 @@ class _Group(_State):
 def split(sql: str) -> list[str]:
     """The statements of `sql` exactly as the Supabase CLI records them."""
     pieces: list[str] = []
-    scan = _Scan(sql, 0)
-    state: _State = _Ready()
+    scan, state = _Scan(sql, 0), _Ready()
     for position, ch in enumerate(sql):
         scan.end = position + 1
         following = state.next(ch, scan)

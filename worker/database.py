@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
 
 import psycopg
 from psycopg import sql
@@ -40,7 +39,7 @@ def connection(url: str | None = None) -> Iterator[psycopg.Connection]:
     """A pooled psycopg 3 connection; returned to the pool (rolled back) afterwards."""
     raw = get_engine(url).raw_connection()
     try:
-        yield cast(psycopg.Connection, raw.driver_connection)  # SQLAlchemy's psycopg dialect: a psycopg 3 connection
+        yield raw.driver_connection
     finally:
         raw.close()
 

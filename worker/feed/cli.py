@@ -2,26 +2,29 @@
 
 Reads the live feed (worker/feed/subscription.py). With --user it reads as that user would through the API,
 so RLS decides what is shown; without, as the service role (every row, soft deletes included).
-On exit the cursor goes to stderr, so a later `--since` carries on without loss or repeats.
+On exit the cursor past the last line the reader took goes to stderr, so a later `--since` carries
+on without loss or repeats; each JSON line carries its own cursor for readers that leave early.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import signal
 import sys
 from types import FrameType
 from uuid import UUID
 
-from events_schema.db import connect, one_row
+from events_schema.db import connect
 from worker.database import act_as_service_role
-from worker.feed import BEGINNING, Feed, FeedError, FeedEvent
+from worker.feed import BEGINNING, Cursor, Feed, FeedError, FeedEvent
+from worker.feed.lines import LineWriter
 from worker.feed.subscription import query
 from worker.metrics.registry import record_feed_delivery
 
+# How often an idle tail looks whether its reader went away.
+READER_CHECK_SECONDS = 1.0
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -59,7 +62,7 @@ def _unknown_types(url: str, event_types: list[str]) -> list[str]:
     """The requested types no stored event has (nor the engine's reserved ones): likely typos."""
     with connect(url) as conn, conn.transaction():
         act_as_service_role(conn)
-        known = set(one_row(conn.execute(query("feed_known_event_types")))[0])
+        known = set(conn.execute(query("feed_known_event_types")).fetchone()[0])
     return [t for t in event_types if t not in known]
 
 
@@ -77,7 +80,6 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     since = BEGINNING if args.since == "beginning" else args.since
     signal.signal(signal.SIGTERM, _interrupt)
-    subscription = None
     feed = Feed()
     if args.event_types and not args.any_type:
         unknown = _unknown_types(feed.url, args.event_types)
@@ -88,24 +90,33 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    subscription = out = None
+    unwritten = False  # events handed out whose lines are not all written
     try:
         subscription = feed.subscribe(user_id=args.user, event_types=args.event_types, since=since)
+        out = LineWriter(sys.stdout.fileno(), Cursor.decode(subscription.cursor))
         with subscription:
             if sys.stderr.isatty():
                 # Nothing prints until an event commits: say that this is waiting, not stuck.
                 print("waiting for events (Ctrl-C to stop)...", file=sys.stderr, flush=True)
-            for event in subscription:
-                line = json.dumps(event.as_json(), separators=(",", ":")) if args.json else _text_line(event)
-                print(line, flush=True)
-                record_feed_delivery(event.timestamp)
+            while not out.reader_gone():  # `| head -1` ends it even while no event comes
+                batch = subscription.next_batch(timeout=READER_CHECK_SECONDS)
+                unwritten = bool(batch)
+                for event in batch:
+                    line = json.dumps(event.as_json(), separators=(",", ":")) if args.json else _text_line(event)
+                    out.write(line, event.position)
+                    record_feed_delivery(event.timestamp)
+                unwritten = False
     except KeyboardInterrupt:
         pass
     except FeedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        pass  # the reader went away (`| head`): stop quietly
     if subscription is not None:
-        print(f"cursor: {subscription.cursor}", file=sys.stderr)
+        # Past what the reader took: lines it left in the pipe are not (docs/feed.md).
+        caught_up = out is None or (not unwritten and out.caught_up)
+        cursor = subscription.cursor if caught_up or out is None else out.taken
+        print(f"cursor: {cursor}", file=sys.stderr)
     return 0
