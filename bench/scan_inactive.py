@@ -93,10 +93,10 @@ def main() -> int:
             conn.execute("set jit = off")  # as the scan runs it
             from psycopg import sql
 
-            from worker.scan.scanner import _batch_query
+            from worker.scan.scanner import batch_query
 
             plan = conn.execute(
-                sql.SQL("explain (analyze, buffers, timing off) ") + _batch_query("scan_candidates_full"),
+                sql.SQL("explain (analyze, buffers, timing off) ") + batch_query("scan_candidates_full"),
                 {
                     "rule": "inactive_48h",
                     "as_of": now,

@@ -6,20 +6,42 @@ Failures print one line to stderr and exit non-zero; no tracebacks for expected 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
-from events_schema.cli_errors import run_command
+from events_schema.cli_args import whole_number
+from events_schema.cli_errors import first_line, run_command
+from events_schema.db import DatabaseUnavailable
 from events_schema.migrate import MigrationError
+
+T = TypeVar("T")
 
 
 def _migrate(args: argparse.Namespace) -> int:
     from events_schema.migrate import migrate
 
-    applied = migrate(args.database_url)
+    applied = _retrying(lambda: migrate(args.database_url), args.wait)
     if not applied:
         print("database is up to date")
     for migration in applied:
         print(f"applied {migration.path.name}")
     return 0
+
+
+def _retrying(attempt: Callable[[], T], wait: float) -> T:
+    """`attempt()`, tried again every second while the server is unreachable, for up to `wait`
+    seconds: a deployment's migrate may start while PostgreSQL restarts after its first set-up."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return attempt()
+        except DatabaseUnavailable as exc:
+            if time.monotonic() >= deadline:
+                if wait:
+                    raise DatabaseUnavailable(f"{first_line(exc)} (still, after waiting {wait:g} s)") from exc
+                raise
+            time.sleep(1)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -41,7 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)
     parser.add_argument("--database-url", help="SQLAlchemy URL; default: DATABASE_URL / settings")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply pending migrations").set_defaults(run=_migrate)
+    migrate_parser = commands.add_parser("migrate", help="apply pending migrations")
+    migrate_parser.add_argument(
+        "--wait",
+        type=whole_number(0),
+        default=0,
+        metavar="SECONDS",
+        help="while the server cannot be reached, try again every second for this long (default 0)",
+    )
+    migrate_parser.set_defaults(run=_migrate)
     commands.add_parser("status", help="list applied and pending migrations").set_defaults(run=_status)
     seed_parser = commands.add_parser("seed", help="generate realistic demo events")
     seed.add_arguments(seed_parser)

@@ -17,7 +17,10 @@ are few and set-based, and planning is a small share of their cost (docs/pooler.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -27,15 +30,32 @@ SET_UTC = "set time zone 'UTC'"
 # psycopg's prepare_threshold: None never prepares automatically.
 PREPARE_THRESHOLD = None
 
+R = TypeVar("R")
+
+
+def one_row(cursor: psycopg.Cursor[R]) -> R:
+    """The row of a statement that always returns one (an aggregate, `select f()`): no row is a bug."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
+
 
 class DatabaseUnavailable(RuntimeError):
     """The database could not be reached; the message is one line for the user."""
 
 
 def conninfo(url: str | None = None) -> str:
-    """libpq URI for psycopg, from a SQLAlchemy URL (`postgresql+psycopg://...`)."""
+    """libpq `key=value` string for psycopg, from a SQLAlchemy URL (`postgresql+psycopg://...`).
+
+    Built from the URL's parts, each quoted by psycopg, rather than re-rendered as a URI: a
+    password with a space or a quote survives (SQLAlchemy leaves spaces unencoded; libpq refuses them).
+    """
     sa_url = make_url(url or get_settings().database_url)
-    return sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    parts = {"host": sa_url.host, "port": sa_url.port, "dbname": sa_url.database, "user": sa_url.username}
+    parts["password"] = sa_url.password
+    options = {key: value if isinstance(value, str) else ",".join(value) for key, value in sa_url.query.items()}
+    return make_conninfo("", **{key: value for key, value in parts.items() if value is not None}, **options)
 
 
 def _in_utc(conn: psycopg.Connection) -> None:
@@ -47,7 +67,7 @@ def _in_utc(conn: psycopg.Connection) -> None:
     conn.autocommit = autocommit
 
 
-def connect(url: str | None = None, *, autocommit: bool = False, **kwargs: object) -> psycopg.Connection:
+def connect(url: str | None = None, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
     """A psycopg 3 connection in UTC; unreachable servers become DatabaseUnavailable."""
     try:
         conn = psycopg.connect(conninfo(url), autocommit=autocommit, prepare_threshold=PREPARE_THRESHOLD, **kwargs)

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import errors
 from sqlalchemy.engine import make_url
 
-from events_schema.db import DatabaseUnavailable, connect
+from events_schema.db import DatabaseUnavailable, connect, one_row
 from events_schema.pooler import require_session, session_setting
 from events_schema.settings import get_settings
 from events_schema.statements import matches, split
@@ -29,6 +29,8 @@ from events_schema.statements import matches, split
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 COMPAT_SQL = PACKAGE_DIR / "compat" / "supabase_compat.sql"
+# Supabase Realtime's schema, where Realtime has not made it (plain PostgreSQL).
+REALTIME_COMPAT_SQL = PACKAGE_DIR / "compat" / "realtime_compat.sql"
 # Supabase CLI naming: <YYYYMMDDHHMMSS>_<name>.sql
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # Any constant both runners agree on; the text makes it greppable in pg_locks.
@@ -98,6 +100,8 @@ def ensure_database(url: str) -> None:
         if not (isinstance(cause, psycopg.OperationalError) and "does not exist" in str(cause)):
             raise
     target = make_url(url)
+    if not target.database:
+        raise MigrationError("the database URL names no database to create")
     with connect(target.set(database="postgres").render_as_string(hide_password=False), autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(target.database)))
 
@@ -129,8 +133,10 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mi
         conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             with conn.transaction():
-                if conn.execute("select to_regnamespace('auth') is null").fetchone()[0]:
+                if one_row(conn.execute("select to_regnamespace('auth') is null"))[0]:
                     _run_sql(conn, COMPAT_SQL.read_text(encoding="utf-8"), COMPAT_SQL.name)
+                if one_row(conn.execute("select to_regclass('realtime.messages') is null"))[0]:
+                    _run_sql(conn, REALTIME_COMPAT_SQL.read_text(encoding="utf-8"), REALTIME_COMPAT_SQL.name)
                 conn.execute(SCHEMA_MIGRATIONS_DDL)
             applied = _applied(conn)
             _verify_unchanged(migrations, applied)
@@ -155,7 +161,7 @@ def status(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[Mig
     """Applied and pending migrations, without changing anything."""
     migrations = discover(directory)
     with connect(url) as conn:
-        exists = conn.execute("select to_regclass('supabase_migrations.schema_migrations') is not null").fetchone()[0]
+        exists = one_row(conn.execute("select to_regclass('supabase_migrations.schema_migrations') is not null"))[0]
         applied = _applied(conn) if exists else {}
     _verify_unchanged(migrations, applied)
     return [MigrationStatus(m, m.version in applied) for m in migrations]

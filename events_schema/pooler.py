@@ -24,7 +24,7 @@ import threading
 import psycopg
 from sqlalchemy.engine import make_url
 
-from events_schema.db import DatabaseUnavailable, connect
+from events_schema.db import DatabaseUnavailable, connect, one_row
 from events_schema.settings import get_settings
 
 SUPAVISOR_TRANSACTION_PORT = 6543
@@ -52,7 +52,7 @@ def _direct(conn: psycopg.Connection) -> bool:
 
 
 def _backend_pid(conn: psycopg.Connection) -> int:
-    return conn.execute("select pg_backend_pid()").fetchone()[0]
+    return int(one_row(conn.execute("select pg_backend_pid()"))[0])
 
 
 def transaction_pooler_evidence(url: str, probe: psycopg.Connection) -> str | None:

@@ -17,6 +17,8 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
+from events_schema.db import one_row
+
 API_ROLES = ("anon", "authenticated", "service_role")
 
 
@@ -74,4 +76,4 @@ def rpc(conn: psycopg.Connection, function: str, body: str, parameters: dict[str
             sql.SQL("{} := pgrst_body.{}").format(sql.Identifier(p), sql.Identifier(p)) for p in present
         ),
     )
-    return conn.execute(statement, (body,)).fetchone()[0]
+    return one_row(conn.execute(statement, (body,)))[0]

@@ -14,8 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("EVENTS_STATE_DIR", PROJECT_ROOT / ".local"))
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
     # service_role that owns nothing (role engagement_worker). Unset: DATABASE_URL, as on a
     # trust-auth development machine.
     worker_database_url: str | None = None
+    # The passwords of those two logins, apart from their URLs: any character works, where in a
+    # URL `@`, `/`, `#` must be percent-encoded (Compose's ${...} cannot). Set one and its URL has
+    # none; unset: the URL's own password, if any.
+    database_password: SecretStr | None = None
+    worker_database_password: SecretStr | None = None
     # PostgREST's login password, set by `python -m events_schema logins`; unset: left alone.
     authenticator_password: str | None = None
     # HS256 secret of the API's JWTs (PostgREST's PGRST_JWT_SECRET, Supabase's JWT secret);
@@ -124,6 +130,27 @@ class Settings(BaseSettings):
     def engine_database_url(self) -> str:
         """The URL the engine connects with: its own login where configured."""
         return self.worker_database_url or self.database_url
+
+    @model_validator(mode="after")
+    def _passwords_into_their_urls(self) -> Settings:
+        """DATABASE_PASSWORD into DATABASE_URL, WORKER_DATABASE_PASSWORD into WORKER_DATABASE_URL,
+        percent-encoded by SQLAlchemy, so every reader of the URL gets the password intact."""
+        for url_field, password_field in (
+            ("database_url", "database_password"),
+            ("worker_database_url", "worker_database_password"),
+        ):
+            password: SecretStr | None = getattr(self, password_field)
+            if password is None:
+                continue
+            url_name, password_name = url_field.upper(), password_field.upper()
+            url: str | None = getattr(self, url_field)
+            if url is None:
+                raise ValueError(f"{password_name} needs {url_name} (the login it is the password of)")
+            parsed = make_url(url)
+            if parsed.password is not None:
+                raise ValueError(f"{url_name} has a password and {password_name} is set: give it in one place")
+            setattr(self, url_field, parsed.set(password=password.get_secret_value()).render_as_string(False))
+        return self
 
     @model_validator(mode="after")
     def _metrics_need_their_folder(self) -> Settings:

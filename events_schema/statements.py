@@ -175,7 +175,8 @@ class _Group(_State):
 def split(sql: str) -> list[str]:
     """The statements of `sql` exactly as the Supabase CLI records them."""
     pieces: list[str] = []
-    scan, state = _Scan(sql, 0), _Ready()
+    scan = _Scan(sql, 0)
+    state: _State = _Ready()
     for position, ch in enumerate(sql):
         scan.end = position + 1
         following = state.next(ch, scan)

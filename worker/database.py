@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import psycopg
 from psycopg import sql
@@ -39,7 +40,7 @@ def connection(url: str | None = None) -> Iterator[psycopg.Connection]:
     """A pooled psycopg 3 connection; returned to the pool (rolled back) afterwards."""
     raw = get_engine(url).raw_connection()
     try:
-        yield raw.driver_connection
+        yield cast(psycopg.Connection, raw.driver_connection)  # SQLAlchemy's psycopg dialect: a psycopg 3 connection
     finally:
         raw.close()
 

@@ -71,7 +71,7 @@ def _fan_out(as_of: str, rules: list[str] | None, dry_run: bool, full: bool | No
     waits in the queue), then send the chord."""
     from celery import chord
 
-    from worker.scan.shards import reserve
+    from worker.scan.leases import reserve
 
     scan_id = str(uuid.uuid4())
     task_ids = [str(uuid.uuid4()) for _ in range(count)]

@@ -13,11 +13,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 
 from events_schema.analytics.report import Range, Result, Row
 
 
-def _heatmap(ax: plt.Axes, rows: list[Row]) -> None:
+def _heatmap(ax: Axes, rows: list[Row]) -> None:
     cohorts = sorted({r["cohort_week"] for r in rows})
     offsets = sorted({r["week_offset"] for r in rows})
     grid = np.full((len(cohorts), len(offsets)), np.nan)
@@ -40,7 +41,7 @@ def _heatmap(ax: plt.Axes, rows: list[Row]) -> None:
     ax.figure.colorbar(image, ax=ax, fraction=0.04)
 
 
-def _weekly_active(ax: plt.Axes, rows: list[Row]) -> None:
+def _weekly_active(ax: Axes, rows: list[Row]) -> None:
     ax.set_title("Weekly active users")
     weeks = [r["week_start"] for r in rows]
     ax.plot(weeks, [r["active_users"] for r in rows], marker="o")
@@ -50,7 +51,7 @@ def _weekly_active(ax: plt.Axes, rows: list[Row]) -> None:
     ax.grid(alpha=0.3)
 
 
-def _nudges(ax: plt.Axes, rows: list[Row]) -> None:
+def _nudges(ax: Axes, rows: list[Row]) -> None:
     """Per rule and window, nudged beside held: the share back over the whole range."""
     ax.set_title("Back within 24 h / 72 h of the nudge (nudged) or of becoming due (held)")
     totals: dict[tuple[str, str], dict[str, int]] = {}
@@ -79,14 +80,13 @@ def _nudges(ax: plt.Axes, rows: list[Row]) -> None:
 
 
 def draw(results: dict[str, Result], period: Range, path: Path) -> Path:
-    """Write the three panels to `path` (PNG) and return it."""
+    """Write the three panels to `path` (PNG, in a folder that exists) and return it."""
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 13), gridspec_kw={"height_ratios": [3, 2, 2]})
     figure.suptitle(f"Engagement, {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d %H:%M} UTC (ISO weeks)")
     _heatmap(top, results["retention"].rows)
     _weekly_active(middle, results["weekly_active"].rows)
     _nudges(bottom, results["nudge_effect"].rows)
     figure.tight_layout(rect=(0, 0, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, format="png", dpi=100)
     plt.close(figure)
     return path

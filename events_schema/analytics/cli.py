@@ -43,12 +43,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the instant the report is made at (default: now); later data is ignored",
     )
     parser.add_argument("--csv", type=Path, metavar="DIR", help="write each result as DIR/<name>.csv")
-    parser.add_argument("--png", type=Path, metavar="PATH", help="draw the charts into this PNG")
+    parser.add_argument(
+        "--png", type=Path, metavar="FILE.png", help="draw the charts into this PNG (its folder must exist)"
+    )
+
+
+def png_problem(path: Path) -> str | None:
+    """Why the chart cannot go to `path`, checked before any query runs; None when it can.
+
+    The file is written exactly where asked: a name without `.png` is refused rather than
+    silently given the suffix (matplotlib would), and a missing folder is not created.
+    """
+    if path.suffix.lower() != ".png":
+        return f"--png {path}: the chart is a PNG; name the file with .png (e.g. {path.with_suffix('.png')})"
+    if not path.parent.is_dir():
+        return f"--png {path}: no folder {path.parent} (create it first)"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     if args.end is not None and args.start is None:
         print("error: --to needs --from", file=sys.stderr)
+        return 2
+    if args.png is not None and (problem := png_problem(args.png)):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     as_of = args.as_of or datetime.now(UTC)
     try:

@@ -123,7 +123,7 @@ def run_queries(conn: psycopg.Connection, params: dict[str, Any], stream: TextIO
             with conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(query(file), params)
                 rows = [{k: _plain(v) for k, v in row.items()} for row in cur]
-                results[name] = Result([column.name for column in cur.description], rows)
+                results[name] = Result([column.name for column in cur.description or ()], rows)
         progress.update(len(QUERIES), "done", force=True)
     finally:
         progress.close()

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import errors
 
-from events_schema.db import connect
+from events_schema.db import connect, one_row
 from events_schema.postgrest import API_ROLES, claims_for, request
 from events_schema.queries import QueryFolder
 
@@ -218,7 +218,7 @@ def audit(url: str | None = None, users: int = 5) -> AuditReport:
         raise AuditError("the audit needs at least 2 users, to try one user's access to another's rows")
     report = AuditReport(users=users)
     with connect(url, autocommit=True) as conn:
-        migrated, usable = conn.execute(query("audit_preflight")).fetchone()
+        migrated, usable = one_row(conn.execute(query("audit_preflight")))
         if not migrated:
             raise AuditError("the database is not migrated: run `python -m events_schema migrate` first")
         if missing := sorted(set(API_ROLES) - set(usable)):

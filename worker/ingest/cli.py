@@ -71,12 +71,14 @@ def _enqueue(
     rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float, progress: Progress, done_bytes: Any
 ) -> ImportSummary:
     """Send chunks to `import_events` and add up their summaries, a few batches in flight."""
-    from worker.tasks import app, import_events
+    from worker.app import app
+    from worker.tasks import import_events
 
     # A broker that is down: one line now, not a traceback after the publisher's retries.
     try:
         with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0.5)
+            # kombu takes float seconds; celery-types' stub says int.
+            connection.ensure_connection(max_retries=1, interval_start=0.5)  # type: ignore[arg-type]
     except kombu.exceptions.OperationalError as exc:
         raise EnqueueError(f"cannot reach the broker at {connection.as_uri()}: {exc}") from exc
     total = ImportSummary(batch_id)
@@ -87,7 +89,7 @@ def _enqueue(
         try:
             outcome = result.get(timeout=timeout)
         except Exception as exc:  # whatever the worker raised, re-created here, or the timeout  # noqa: BLE001
-            failure = f"the batch from line {first_line} did not complete: {type(exc).__name__}: {exc}"
+            failure: str | None = f"the batch from line {first_line} did not complete: {type(exc).__name__}: {exc}"
         else:
             failure = None
         if failure:

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from events_schema.db import one_row
 from events_schema.queries import QueryFolder
 from events_schema.settings import get_settings
 from worker.clock import utc_now
@@ -86,7 +87,7 @@ def _reserved_event_types(url: str) -> frozenset[str]:
     """Read once per database and process: the database function is the definition (a worker
     picks up a migration that changes it when restarted)."""
     with service_transaction(url) as conn:
-        return frozenset(conn.execute(query("import_reserved_event_types")).fetchone()[0])
+        return frozenset(one_row(conn.execute(query("import_reserved_event_types")))[0])
 
 
 def load_rules(url: str | None = None) -> Rules:
@@ -118,7 +119,7 @@ def _insert_valid(
             copy.write_row(
                 (event.position, event.id, event.user_id, event.timestamp, event.event_type, event.value_json)
             )
-    inserted, unknown = conn.execute(query("import_insert_events"), {"batch_id": batch_id}).fetchone()
+    inserted, unknown = one_row(conn.execute(query("import_insert_events"), {"batch_id": batch_id}))
     conn.execute(query("import_stage_drop"))
     user_of = {e.position: e.user_id for e in valid}
     refused.update({p: UNKNOWN_USER.format(user_id=user_of[p]) for p in unknown})

@@ -106,6 +106,12 @@ def _find_unstorable(value: Any, path: str = "$") -> str | None:
     return None
 
 
+def _context(info: ValidationInfo) -> dict[str, Any]:
+    """What validate_event passes every validator: {"rules": Rules, "now": datetime}."""
+    context: dict[str, Any] = info.context or {}
+    return context
+
+
 class IncomingEvent(BaseModel):
     """One event as a sender writes it. Context: `rules` (Rules) and `now` (aware datetime).
 
@@ -124,7 +130,7 @@ class IncomingEvent(BaseModel):
     @field_validator("event_type")
     @classmethod
     def _not_reserved(cls, event_type: str, info: ValidationInfo) -> str:
-        rules: Rules = info.context["rules"]
+        rules: Rules = _context(info)["rules"]
         if event_type in rules.reserved_event_types:
             reserved = ", ".join(sorted(rules.reserved_event_types))
             raise ValueError(f"event_type {show(event_type)} is reserved for the nudge engine (reserved: {reserved})")
@@ -153,8 +159,8 @@ class IncomingEvent(BaseModel):
             utc = parsed.astimezone(UTC)
         except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00, past year 9999 in UTC
             raise ValueError(f"timestamp {show(raw)} is out of range") from None
-        rules: Rules = info.context["rules"]
-        now: datetime = info.context["now"]
+        rules: Rules = _context(info)["rules"]
+        now: datetime = _context(info)["now"]
         ahead = utc - now
         if ahead > rules.max_clock_skew:
             raise ValueError(
@@ -182,7 +188,7 @@ class IncomingEvent(BaseModel):
             problem = _find_unstorable(raw)
             if problem:
                 raise ValueError(f"value: {problem}")
-        rules: Rules = info.context["rules"]
+        rules: Rules = _context(info)["rules"]
         if size > rules.max_value_bytes:
             raise ValueError(f"value is {size} bytes as JSON, over the limit of {rules.max_value_bytes} bytes")
         return text

@@ -44,7 +44,8 @@ def _task_of(record: logging.LogRecord) -> tuple[str | None, str | None]:
         return task.request.id, task.name
     for data in (record.args, getattr(record, "data", None)):
         if isinstance(data, Mapping) and "id" in data:
-            return str(data["id"]), data.get("name")
+            name = data.get("name")
+            return str(data["id"]), None if name is None else str(name)
     return None, None
 
 

@@ -20,12 +20,11 @@ import logging
 import math
 import os
 import socket
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
 
@@ -35,14 +34,14 @@ from psycopg import sql
 from events_schema.queries import QueryFolder
 from events_schema.settings import NudgeRule, Settings, get_settings
 from worker.database import act_as_service_role, connection
+from worker.scan.leases import Lease, LeaseLost
+from worker.scan.rules import select_rules
 from worker.scan.shards import Shard, state_key
 
 query = QueryFolder.beside(__file__)
 
 logger = logging.getLogger(__name__)
 
-# How often a scan looks again at a lease another scan holds.
-LEASE_POLL_SECONDS = 0.5
 SKIP_REASONS = ("already_nudged", "cooldown", "quiet_hours", "opted_out", "rate_limited")
 HELD_REASONS = ("cooldown", "quiet_hours", "rate_limited")
 
@@ -112,17 +111,6 @@ class ScanSummary:
             f"scan {self.scan_id} as_of={self.as_of.isoformat()}{dry}: examined={t['examined']} "
             f"due={t['due']} nudged={t['nudged']} skipped: {skipped}"
         )
-
-
-def select_rules(settings: Settings, names: Iterable[str] | None) -> list[NudgeRule]:
-    """The configured rules, in configuration order, or the named ones; unknown names are errors."""
-    if names is None:
-        return list(settings.nudge_rules)
-    by_name = {r.name: r for r in settings.nudge_rules}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ValueError(f"unknown rule(s) {unknown}; configured: {sorted(by_name)}")
-    return [r for r in settings.nudge_rules if r.name in set(names)]
 
 
 def run_scan(
@@ -233,70 +221,6 @@ class NudgeBudget:
             self.remaining += unused
 
 
-class LeaseLost(RuntimeError):
-    """Another scan took over this scan's lease after it expired (a batch outlasted the lease)."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    """One scan's hold on its rules' leases (`nudge_scan_leases`): a row, not a session lock, so
-    neither a pooler nor a crash can leak it. Times are Python's clock, as every decision's."""
-
-    scan_id: str
-    owner: str
-    ttl: timedelta
-
-    def _params(self, rule: str) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        return {"rule": rule, "scan_id": self.scan_id, "owner": self.owner, "now": now, "expires_at": now + self.ttl}
-
-    def try_take(self, conn: psycopg.Connection, rule: str) -> bool:
-        """One attempt, no waiting: whether this owner holds the lease now."""
-        with conn.transaction():
-            act_as_service_role(conn)
-            return conn.execute(query("scan_lease_take"), self._params(rule)).fetchone() is not None
-
-    def take(self, conn: psycopg.Connection, rule: str) -> str | None:
-        """Take the lease, waiting while another scan holds it: up to one lease period, since a
-        dead holder's lease has expired by then. Returns None, or why this scan gives up (the
-        holder kept renewing: it is alive and doing the work). Waits are counted, not timed,
-        so a frozen clock (tests) cannot make them endless."""
-        poll = min(LEASE_POLL_SECONDS, self.ttl.total_seconds() / 4)
-        for attempt in range(math.ceil(self.ttl.total_seconds() / poll) + 2):
-            if attempt:
-                time.sleep(poll)
-            if self.try_take(conn, rule):
-                return None
-        with conn.transaction():
-            act_as_service_role(conn)
-            holder = conn.execute(query("scan_lease_holder"), {"rule": rule}).fetchone()
-        who = f"{holder[0]}, lease until {holder[1].isoformat()}" if holder else "it has just let go"
-        return f"another scan holds the lease on rule {rule} and keeps renewing it ({who}); exiting"
-
-    def renew(self, conn: psycopg.Connection, rule: str) -> None:
-        """Inside a batch's transaction, first: extend the lease, or stop if it was taken over."""
-        if not conn.execute(query("scan_lease_renew"), self._params(rule)).fetchone():
-            raise LeaseLost(
-                f"another scan took over the lease on rule {rule} after it expired "
-                f"(a batch took longer than SCAN_LEASE_SECONDS={self.ttl.total_seconds():g}); stopped"
-            )
-
-    def release(self, conn: psycopg.Connection, rule: str) -> None:
-        """Free the lease; with the connection gone, leave it to expire rather than hide the
-        error that ended the scan."""
-        try:
-            with conn.transaction():
-                act_as_service_role(conn)
-                conn.execute(query("scan_lease_release"), {"rule": rule, "scan_id": self.scan_id})
-        except psycopg.OperationalError as exc:
-            logger.warning(
-                "scan %s: could not free the lease on rule %s (%s); it expires by itself",
-                self.scan_id,
-                rule,
-                str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
-            )
-
-
 def _scan_rule(
     conn: psycopg.Connection,
     settings: Settings,
@@ -338,11 +262,11 @@ def _scan_rule(
         _begin(conn)
         state = conn.execute(query("scan_state_read"), params).fetchone()
     mode = _mode(state, rule, as_of, full)
-    if mode == "incremental":
+    if mode == "incremental" and state is not None:  # (_mode says full where there is no state)
         params["window_start"] = state[2] - threshold
     # A full scan of a rule counting every type reads the due range of the per-user summary;
     # one narrowing the types walks every user against the per-type summary.
-    batch_query = _batch_query(
+    batch = batch_query(
         "scan_candidates_full_typed" if mode == "full" and rule.event_types else f"scan_candidates_{mode}"
     )
     result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode)
@@ -352,7 +276,7 @@ def _scan_rule(
             if lease is not None:
                 lease.renew(conn, params["state_key"])
             params["budget_open"] = budget.remaining != 0
-            rows = conn.execute(batch_query, params).fetchall()
+            rows = conn.execute(batch, params).fetchall()
             if not rows:
                 break
             params["after"], _, params["after_at"] = rows[-1][:3]
@@ -373,8 +297,9 @@ def _scan_rule(
 
 
 @functools.cache
-def _batch_query(candidates: str) -> sql.Composed:
-    """scan_decide.sql around one of the candidate queries: a batch is one statement."""
+def batch_query(candidates: str) -> sql.Composed:
+    """scan_decide.sql around one of the candidate queries (a file name of sql/ without .sql):
+    a batch is one statement. Public for bench/ and the plan tests, which EXPLAIN it."""
     return sql.SQL(query("scan_decide")).format(candidates=sql.SQL(query(candidates).rstrip() + "\n"))
 
 

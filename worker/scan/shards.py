@@ -2,9 +2,10 @@
 
 A user's shard is the last two bytes of their uuid modulo N: stable forever (no hash function
 whose output could change with a PostgreSQL upgrade), cheap (no hashing) and even for the
-random (v4) ids GoTrue and gen_random_uuid() give. SQL computes the same (scan_candidates_*.sql).
+random (v4) ids GoTrue and gen_random_uuid() give. SQL computes the same with
+`public.engagement_shard(user_id, shards)`, which every candidate query (scan_candidates_*.sql) uses.
 
-Each shard has its own lease and scan state, keyed `<rule>#<index>/<count>`: a shard's
+Each shard has its own lease (worker/scan/leases.py) and scan state, keyed `<rule>#<index>/<count>`: a shard's
 incremental window follows its own previous scan, so a shard that failed or was turned away
 never makes another shard skip users; changing the count starts every shard with a full scan
 (no state under the new keys).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 
@@ -36,36 +36,6 @@ def state_key(rule: str, shard: Shard | None) -> str:
 def shard_of(user_id: uuid.UUID, count: int) -> int:
     """The shard a user belongs to; the same as the SQL's expression."""
     return int.from_bytes(user_id.bytes[14:16], "big") % count
-
-
-def reserve(rule_names: list[str] | None, owners: list[str], scan_id: str) -> str | None:
-    """Before the shard tasks are sent: take every (rule, shard) lease for the task that will run
-    that shard (`owners[i]`, its task id), without waiting. Returns None, or why the scan must not
-    start: a shard of the previous scan still holds its lease (running, or queued and not yet
-    expired), and then nothing is kept. A shard task takes its own lease back at once."""
-    from events_schema.settings import get_settings
-    from worker.database import connection
-    from worker.scan.scanner import Lease, select_rules
-
-    settings = get_settings()
-    ttl = timedelta(seconds=settings.scan_lease_seconds)
-    count = len(owners)
-    taken: list[tuple[Lease, str]] = []
-    with connection() as conn:
-        conn.rollback()
-        conn.autocommit = True
-        try:
-            for rule in select_rules(settings, rule_names):
-                for index, owner in enumerate(owners):
-                    lease, key = Lease(scan_id, owner, ttl), state_key(rule.name, Shard(index, count))
-                    if not lease.try_take(conn, key):
-                        for held, held_key in taken:
-                            held.release(conn, held_key)
-                        return f"a shard of the previous scan still holds the lease on {key}; not started"
-                    taken.append((lease, key))
-        finally:
-            conn.autocommit = False
-    return None
 
 
 def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ def printed_retention(stdout: str) -> list[list[str]]:
 def test_the_table_the_csv_and_the_png(admin: psycopg.Connection, db_url: str, tmp_path: Path) -> None:
     build_cohorts(admin)
     png = tmp_path / "chart" / "report.png"
+    png.parent.mkdir()
     result = report(db_url, "--from", "2026-11-02", "--as-of", AS_OF, "--csv", str(tmp_path / "csv"), "--png", str(png))
     assert result.returncode == 0, result.stderr
     table = printed_retention(result.stdout)

@@ -50,6 +50,8 @@ def bench(args: list[str], db_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# Two tiny benchmark runs back to back (each bounded by bench()'s own subprocess timeout).
+@pytest.mark.timeout(1200)
 def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_url: str, tmp_path: Path) -> None:
     name = f"bench_test_{uuid.uuid4().hex[:8]}"
     admin = make_url(db_url).set(database="postgres").render_as_string(hide_password=False)

@@ -150,7 +150,8 @@ def test_a_tail_whose_reader_left_ends_though_no_event_follows(admin: psycopg.Co
     )
     assert process.stdout is not None and process.stderr is not None
     # Like head: it reads ahead (here every line, so the tail has nothing left to write), handles one.
-    first = json.loads([process.stdout.readline() for _ in ids][0])
+    lines = [process.stdout.readline() for _ in ids]
+    first = json.loads(lines[0])
     process.stdout.close()
     assert process.wait(timeout=30) == 0
     exit_cursor = process.stderr.read().decode().strip().removeprefix("cursor: ")

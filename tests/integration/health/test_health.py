@@ -110,6 +110,25 @@ def test_overdue_exactly_after_the_allowed_intervals(db_url: str) -> None:
     assert not late.ok and "overdue: expected every 10 min" in late.detail
 
 
+def test_reconciliation_overdue_exactly_after_the_allowed_intervals(admin: psycopg.Connection, db_url: str) -> None:
+    """Incremental scans on time do not hide a full scan that stopped: the last full one may be
+    OVERDUE_FACTOR reconcile intervals old, not a microsecond more."""
+    scanned_at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    run_scan(scanned_at, url=db_url)
+    dispose_engines()
+    settings = Settings(_env_file=None, scan_interval_seconds=INTERVAL, reconcile_interval_hours=6)
+    limit = scanned_at - OVERDUE_FACTOR * timedelta(hours=6)
+    checks = []
+    for full_scan_at in (limit, limit - timedelta(microseconds=1)):
+        admin.execute("update nudge_scan_state set full_scan_at = %s", (full_scan_at,))
+        with connect(db_url, autocommit=True) as conn:
+            checks += scans(conn, settings, scanned_at)
+    on_time, late = checks
+    assert on_time.ok and not on_time.data["overdue"], on_time.detail
+    assert not late.ok and late.data["overdue"]
+    assert late.detail.endswith("; reconciliation overdue: expected every 6.0 h"), late.detail
+
+
 def test_a_sharded_rule_is_scanned_only_when_every_shard_is_and_as_late_as_its_latest(db_url: str) -> None:
     from worker.scan.shards import Shard
 

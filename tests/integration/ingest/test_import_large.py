@@ -16,6 +16,7 @@ BAD_EVERY = 10_000  # line numbers 10000, 20000, ... carry a reserved event type
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # writing 200k rows, then the CLI's own 300 s bound
 def test_200k_rows_through_the_cli_with_a_correct_summary(
     admin: psycopg.Connection, db_url: str, tmp_path: Path
 ) -> None:

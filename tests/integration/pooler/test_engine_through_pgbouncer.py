@@ -169,6 +169,7 @@ def test_retention_and_forget_through_the_pooler(admin: psycopg.Connection, sett
         "soft_deleted": 25,
         "chunks": 4,
         "quarantine_purged": 0,
+        "messages_deleted": 1,
     }
 
 

@@ -52,6 +52,7 @@ def test_retention_is_off_unless_configured(admin: psycopg.Connection, api: psyc
         "chunks": 0,
         "cutoff": None,
         "note": "retention is off (RETENTION_DAYS unset)",
+        "messages_deleted": 0,
     }
     assert seen_by_user(api, user) == [days_ago(400)]
 

@@ -79,6 +79,12 @@ def test_each_shards_candidates_are_the_users_python_puts_in_it(admin: psycopg.C
         "insert into auth.users (id, created_at) select gen_random_uuid(), %s from generate_series(1, 700)",
         (at("2026-03-01T00:00:00"),),
     )
+    # Users whose latest activity is after as_of: the full scan's second branch finds them.
+    admin.execute(
+        'insert into engagement_events (user_id, "timestamp", event_type)'
+        " select user_id, %s, 'app_open' from engagement_users order by user_id limit 300",
+        (at(T1) + timedelta(hours=1),),
+    )
     users = {r[0] for r in admin.execute("select user_id from engagement_users")}
     params = {
         "after": None,
@@ -108,6 +114,24 @@ def test_each_shards_candidates_are_the_users_python_puts_in_it(admin: psycopg.C
             assert shard and all(shard_of(u, 7) == index for u in shard)
             found += shard
         assert sorted(found) == sorted(users)  # disjoint, and together everyone
+
+
+def test_the_sql_shard_function_is_pythons_and_is_inlined(admin: psycopg.Connection) -> None:
+    """engagement_shard gives shard_of's answer, and the planner inlines it: a call per user of a
+    function with its own settings would cost 20x the bare expression."""
+    ids = [uuid.uuid4() for _ in range(500)] + [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)]
+    for count in (1, 2, 7, 64):
+        got = admin.execute(
+            "select u, public.engagement_shard(u, %s) from unnest(%s::uuid[]) u", (count, ids)
+        ).fetchall()
+        assert got == [(u, shard_of(u, count)) for u in ids]
+    plan = "\n".join(
+        r[0]
+        for r in admin.execute(
+            "explain (verbose) select user_id from engagement_users where public.engagement_shard(user_id, 7) = 3"
+        )
+    )
+    assert "get_byte" in plan and "engagement_shard" not in plan
 
 
 def test_a_sharded_scan_writes_exactly_the_nudges_of_one_scan(

@@ -201,7 +201,8 @@ def test_edited_summaries_are_found_and_a_rebuild_gives_the_same_decisions(
     rebuilt = summaries_cli(db_url, "--rebuild")
     assert rebuilt.returncode == 0 and "rows changed" in rebuilt.stdout, rebuilt
     assert drift(admin) == []
-    assert summaries_cli(db_url).stdout.strip() == "summaries agree with the event log"
+    agree = summaries_cli(db_url)
+    assert (agree.returncode, agree.stdout.strip()) == (0, "summaries agree with the event log"), agree
     after = decide()
     assert {u: (after.get(u), truth.get(u)) for u in set(after) | set(truth) if after.get(u) != truth.get(u)} == {}
 

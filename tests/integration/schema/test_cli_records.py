@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from events_schema.db import connect
-from events_schema.migrate import COMPAT_SQL, MigrationError, discover, migrate, status
+from events_schema.migrate import COMPAT_SQL, REALTIME_COMPAT_SQL, MigrationError, discover, migrate, status
 from tests.integration.schema.supabase_cli import push, run_alone
 from tests.unit.schema.test_statements import SHAPES, SHAPES_STATEMENTS
 
@@ -71,6 +71,7 @@ def test_the_project_pushed_by_the_cli_is_up_to_date_for_the_runner(empty_db_url
     """On Supabase the platform provides what the compat layer stands in for; then `db push`."""
     with connect(empty_db_url, autocommit=True) as conn:
         conn.execute(COMPAT_SQL.read_text())
+        conn.execute(REALTIME_COMPAT_SQL.read_text())
     push(empty_db_url, discover()[0].path.parent)
     assert all(entry.applied for entry in status(empty_db_url))
     assert migrate(empty_db_url) == []
@@ -82,6 +83,7 @@ def test_the_runners_records_run_statement_by_statement_as_the_cli_runs_them(db_
     assert set(records) == {m.version for m in discover()}
     with connect(empty_db_url, autocommit=True) as conn:
         conn.execute(COMPAT_SQL.read_text())
+        conn.execute(REALTIME_COMPAT_SQL.read_text())
         for migration in discover():
             with conn.transaction():
                 for statement in records[migration.version]:

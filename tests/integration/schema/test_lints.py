@@ -33,6 +33,8 @@ def test_a_function_without_a_fixed_search_path_is_reported(admin: psycopg.Conne
     admin.execute(f'create function public.lint_follows_user() returns int set search_path = "$user", public {body}')
     admin.execute(f"create function public.lint_fixed() returns int set search_path = '' {body}")
     admin.execute(f"create function public.lint_named() returns int set search_path = pg_catalog, public {body}")
+    # A SQL-standard body is bound when created: no search_path reaches it (engagement_shard).
+    admin.execute("create function public.lint_bound() returns int language sql return 1")
     assert offenders(admin, "function_search_path_mutable") == ["lint_follows_user()", "lint_mutable()"]
 
 

@@ -16,7 +16,7 @@ from psycopg import sql
 from sqlalchemy.engine import URL
 
 from events_schema.db import connect
-from events_schema.migrate import COMPAT_SQL, discover, migrate
+from events_schema.migrate import COMPAT_SQL, REALTIME_COMPAT_SQL, discover, migrate
 
 SENTINEL_UID = "00000000-0000-0000-0000-00000000c0de"
 
@@ -37,9 +37,12 @@ def supabase_like(pg_server: URL, template_db: str) -> Iterator[tuple[str, str]]
     try:
         with connect(url, autocommit=True) as conn:
             conn.execute(COMPAT_SQL.read_text())
-            # What Supabase grants its `postgres` role on the API roles and on auth.users.
+            conn.execute(REALTIME_COMPAT_SQL.read_text())
+            # What Supabase grants its `postgres` role on the API roles, on auth.users and (through
+            # Realtime's admin role, as Realtime's migrations grant it) on realtime.messages.
             conn.execute(
                 sql.SQL(
+                    "grant supabase_realtime_admin to {role};"
                     "grant anon, authenticated, service_role to {role} with admin option;"
                     "grant usage on schema auth to {role};"
                     "grant select, insert, update, delete, references, trigger on auth.users to {role}"

@@ -10,6 +10,7 @@ import shlex
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import pytest
@@ -27,10 +28,13 @@ ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 SETTINGS = {name.upper() for name in Settings.model_fields}
-# A released version, exactly: 17.6-bookworm, v14.5, 2.0.1 (never latest, never a bare major).
-PINNED = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?$")
-# Variables the third-party images read, by the prefix each image documents.
-THIRD_PARTY_ENV = ("POSTGRES_", "PGRST_", "CELERY_BROKER_URL", "FLOWER_")
+# A released version, exactly: 17.6-bookworm, v14.5, 15.8.1.085 (never latest, never a bare
+# major), and the digest of that tag's image where one was verified.
+PINNED = re.compile(r"^[a-z0-9./-]+:v?\d+(\.\d+)+(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$")
+# Images whose digest could not be verified from here, each with what was tried (docs/operations.md).
+NO_DIGEST = {"mher/flower:2.0.1": "no published digest found for this tag; pinned by tag only"}
+# Variables the third-party images read, by the prefix each image documents (PGPASSWORD: libpq's).
+THIRD_PARTY_ENV = ("POSTGRES_", "PGRST_", "PGPASSWORD", "CELERY_BROKER_URL", "FLOWER_")
 ENV_EXAMPLE_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
 
 
@@ -98,14 +102,17 @@ def test_a_wrong_command_would_be_caught() -> None:
             check_command(argv)
 
 
-def test_every_image_is_pinned_to_an_exact_version() -> None:
+def test_every_image_is_pinned_to_an_exact_version_and_its_digest() -> None:
+    base = re.search(r"^FROM\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)[1]
+    images = {"Dockerfile": base}
     for name, service in SERVICES.items():
         if ours(service):
             assert ":" in service["image"] and "/" not in service["image"], (name, "a local tag for the built image")
         else:
-            assert PINNED.match(service["image"]), (name, service["image"])
-    base = re.search(r"^FROM\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)[1]
-    assert PINNED.match(base), base
+            images[name] = service["image"]
+    for name, image in images.items():
+        assert PINNED.match(image), (name, image)
+        assert ("@sha256:" in image) != (image in NO_DIGEST), (name, image, "a digest, or the reason there is none")
 
 
 def test_every_variable_is_a_real_setting_and_listed_in_env_example() -> None:
@@ -183,5 +190,100 @@ def test_the_engine_never_holds_the_owners_credentials() -> None:
         environment = SERVICES[name]["environment"]
         assert "DATABASE_URL" not in environment and "engagement_worker" in environment["WORKER_DATABASE_URL"]
     rest = SERVICES["postgrest"]["environment"]
-    assert rest["PGRST_DB_URI"].startswith("postgres://authenticator:") and rest["PGRST_DB_ANON_ROLE"] == "anon"
+    assert rest["PGRST_DB_URI"].startswith("postgres://authenticator@") and rest["PGRST_DB_ANON_ROLE"] == "anon"
     assert rest["PGRST_JWT_SECRET"].startswith("${JWT_SECRET")
+
+
+def test_no_password_is_spliced_into_a_url() -> None:
+    """`@`, `/`, `#` in a password break a URL; each password is a variable of its own."""
+    passwords = {
+        "migrate": {"DATABASE_PASSWORD": "POSTGRES_PASSWORD"},
+        "logins": {"DATABASE_PASSWORD": "POSTGRES_PASSWORD", "WORKER_DATABASE_PASSWORD": "WORKER_DB_PASSWORD"},
+        "worker": {"WORKER_DATABASE_PASSWORD": "WORKER_DB_PASSWORD"},
+        "beat": {"WORKER_DATABASE_PASSWORD": "WORKER_DB_PASSWORD"},
+        "postgrest": {"PGPASSWORD": "AUTHENTICATOR_PASSWORD"},
+    }
+    for name, service in SERVICES.items():
+        for variable, value in (service.get("environment") or {}).items():
+            if isinstance(value, str) and "://" in value:
+                assert "${" not in value and urlsplit(value).password is None, (name, variable)
+        for variable, secret in passwords.get(name, {}).items():
+            assert re.fullmatch(rf"\$\{{{secret}(:\?[^}}]*)?\}}", service["environment"][variable]), (name, variable)
+
+
+# Ports published beyond this machine, each with why; none so far (a proxy with TLS goes in front).
+PUBLIC_PORTS: dict[str, str] = {}
+
+
+def test_every_published_port_binds_loopback_only() -> None:
+    published = 0
+    for name, service in SERVICES.items():
+        for port in service.get("ports") or []:
+            published += 1
+            if port not in PUBLIC_PORTS:
+                assert str(port).startswith("127.0.0.1:"), (
+                    name,
+                    port,
+                    "publish on 127.0.0.1, or say why in PUBLIC_PORTS",
+                )
+    assert published >= 2  # Flower and PostgREST, at least
+
+
+def test_postgres_is_healthy_only_once_it_accepts_tcp() -> None:
+    """The image's set-up server listens on the Unix socket only; -h makes the check use TCP."""
+    argv = healthcheck_argv(SERVICES["postgres"])
+    assert argv[0] == "pg_isready" and argv[argv.index("-h") + 1] == "127.0.0.1", argv
+    assert _waits_for("migrate", "postgres", "service_healthy")
+    command = SERVICES["migrate"]["command"]
+    assert int(command[command.index("--wait") + 1]) >= 30, "migrate rides out a restart of the server"
+
+
+def test_every_long_running_service_has_a_healthcheck() -> None:
+    for name, service in SERVICES.items():
+        if service.get("restart") != "no":
+            assert "healthcheck" in service, (name, "docs/operations.md promises a health check per service")
+    assert healthcheck_argv(SERVICES["beat"])[:4] == ["python", "-m", "worker", "health"]
+
+
+def test_graphql_as_supabase_serves_it() -> None:
+    """pg_graphql comes with Supabase's image; PostgREST exposes graphql_public, so
+    POST /rpc/graphql with Content-Profile: graphql_public reaches graphql_public.graphql()."""
+    assert SERVICES["postgres"]["image"].startswith("supabase/postgres:15.")
+    schemas = SERVICES["postgrest"]["environment"]["PGRST_DB_SCHEMAS"].split(",")
+    assert schemas[0] == "public" and "graphql_public" in schemas
+    migration = ROOT / "events_schema" / "migrations" / "20261204190000_graphql_public.sql"
+    assert "pg_available_extensions" in migration.read_text(), "guarded: plain PostgreSQL has no pg_graphql"
+
+
+# Settings the worker and the beat do not read, each with why it stays out of their environment.
+# A new setting is the engine's unless named here: it must then reach both (x-engine-settings).
+NOT_THE_ENGINES = {
+    "DATABASE_URL": "the owner's login: migrate and logins only; the engine never holds it",
+    "DATABASE_PASSWORD": "the owner's password, with DATABASE_URL: migrate and logins only",
+    "DATABASE_SESSION_URL": "migrations and `worker tail` as the owner; compose's migrate connects directly",
+    "AUTHENTICATOR_PASSWORD": "read by `events_schema logins` only (the logins service has it)",
+    "JWT_SECRET": "read by `events_schema keys`, run by hand; PostgREST gets it as PGRST_JWT_SECRET",
+}
+# Where each setting that is not the engine's is read in the deployment (None: by hand only).
+READ_BY = {
+    "DATABASE_URL": ("migrate", "logins"),
+    "DATABASE_PASSWORD": ("migrate", "logins"),
+    "AUTHENTICATOR_PASSWORD": ("logins",),
+}
+
+
+def test_every_setting_reaches_the_worker_and_the_beat_unless_named_as_not_theirs() -> None:
+    assert set(NOT_THE_ENGINES) <= SETTINGS, f"not settings any more: {set(NOT_THE_ENGINES) - SETTINGS}"
+    wanted = SETTINGS - set(NOT_THE_ENGINES)
+    for name in ("worker", "beat"):
+        given = set(SERVICES[name]["environment"])
+        assert not wanted - given, (
+            f"{name} never receives {sorted(wanted - given)}: add them to x-engine-settings in "
+            "docker-compose.yml, or to NOT_THE_ENGINES here with the reason"
+        )
+        assert not given & set(NOT_THE_ENGINES), (name, sorted(given & set(NOT_THE_ENGINES)))
+    tuning = set(COMPOSE["x-engine-settings"])
+    assert all(COMPOSE["x-engine-settings"][k] is None for k in tuning), "passed through from .env, never fixed"
+    for setting, services in READ_BY.items():
+        for name in services:
+            assert setting in SERVICES[name]["environment"], (name, setting)

@@ -48,11 +48,24 @@ def test_env_file_lines_and_years() -> None:
     assert claims["exp"] - claims["iat"] == 365 * 86400
 
 
+def env_example_value(name: str) -> str:
+    for line in (PROJECT_ROOT / ".env.example").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{name} is not set in .env.example")
+
+
+PLACEHOLDER = env_example_value("JWT_SECRET")
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
         ((), {}, "error: JWT_SECRET is not set"),
         ((), {"JWT_SECRET": "too-short"}, "error: invalid setting JWT_SECRET"),
+        ((), {"JWT_SECRET": "x" * 31}, "at least 32 characters"),
+        ((), {"JWT_SECRET": PLACEHOLDER}, "error: JWT_SECRET is still the placeholder of .env.example"),
+        ((), {"JWT_SECRET": PLACEHOLDER.upper()}, "still the placeholder"),
         (("--years", "0"), {"JWT_SECRET": SECRET}, "must be at least 1"),
     ],
 )
@@ -60,3 +73,12 @@ def test_refusals_are_one_line(args: tuple[str, ...], env: dict[str, str], messa
     result = keys_cli(*args, **env)
     assert result.returncode == 2 and result.stdout == ""
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_shortest_secret_that_is_not_a_placeholder_is_accepted() -> None:
+    """The other side of both refusals: 32 characters of anything but the placeholder."""
+    assert len(PLACEHOLDER) >= 32, "the placeholder must pass the length rule, so only its own check stops it"
+    for secret in ("x" * 32, "my-" + PLACEHOLDER):
+        result = keys_cli("--json", JWT_SECRET=secret)
+        assert result.returncode == 0, result.stderr
+        assert jwt.decode(json.loads(result.stdout)["ANON_KEY"], secret, algorithms=["HS256"])["role"] == "anon"

@@ -10,7 +10,8 @@ from freezegun import freeze_time
 
 from events_schema.settings import NudgeRule, Settings
 from worker.clock import parse_instant
-from worker.scan.scanner import SKIP_REASONS, Decision, NudgeBudget, RuleSummary, ScanSummary, select_rules
+from worker.scan.rules import select_rules
+from worker.scan.scanner import SKIP_REASONS, Decision, NudgeBudget, RuleSummary, ScanSummary
 from worker.scan.shards import Shard
 
 

@@ -16,8 +16,7 @@ from (
             coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid))
      -- This scan's shard of the users (worker/scan/shards.py); all of them unsharded.
      and (%(shards)s::int = 1
-          or (get_byte(uuid_send(u.user_id), 14) * 256 + get_byte(uuid_send(u.user_id), 15)) %% %(shards)s::int
-             = %(shard)s::int)
+          or public.engagement_shard(u.user_id, %(shards)s::int) = %(shard)s::int)
    order by coalesce(u.last_activity_at, u.signed_up_at), u.user_id
    limit %(limit)s)
   union all
@@ -29,9 +28,9 @@ from (
      and (coalesce(u.last_activity_at, u.signed_up_at), u.user_id)
          > (coalesce(%(after_at)s::timestamptz, '-infinity'),
             coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid))
+     -- The same shard filter: a user active after as_of belongs to one shard too.
      and (%(shards)s::int = 1
-          or (get_byte(uuid_send(u.user_id), 14) * 256 + get_byte(uuid_send(u.user_id), 15)) %% %(shards)s::int
-             = %(shard)s::int)
+          or public.engagement_shard(u.user_id, %(shards)s::int) = %(shard)s::int)
    order by coalesce(u.last_activity_at, u.signed_up_at), u.user_id
    limit %(limit)s)
 ) c

@@ -12,8 +12,7 @@ with walked as materialized (
   where u.user_id > coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
     -- This scan's shard of the users (worker/scan/shards.py); all of them unsharded.
     and (%(shards)s::int = 1
-         or (get_byte(uuid_send(u.user_id), 14) * 256 + get_byte(uuid_send(u.user_id), 15)) %% %(shards)s::int
-            = %(shard)s::int)
+         or public.engagement_shard(u.user_id, %(shards)s::int) = %(shard)s::int)
   order by u.user_id
   limit %(limit)s
 ),

@@ -28,8 +28,7 @@ from (
   where (%(after)s::uuid is null or c.user_id > %(after)s::uuid)
     -- This scan's shard of the users (worker/scan/shards.py); all of them unsharded.
     and (%(shards)s::int = 1
-         or (get_byte(uuid_send(c.user_id), 14) * 256 + get_byte(uuid_send(c.user_id), 15)) %% %(shards)s::int
-            = %(shard)s::int)
+         or public.engagement_shard(c.user_id, %(shards)s::int) = %(shard)s::int)
   order by c.user_id
   limit %(limit)s
 ) c
