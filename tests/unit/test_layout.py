@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -37,3 +38,122 @@ def test_every_capability_package_is_in_the_layout_table() -> None:
 def test_every_docs_page_is_linked_from_the_readme() -> None:
     pages = {path.name for path in (ROOT / "docs").glob("*.md")}
     assert {page for page in pages if f"(docs/{page})" not in README} == set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Private names stay in their package: `_name` is free to change without telling anyone else.
+
+FIRST_PARTY = ("worker", "events_schema", "bench", "tests", "celeryconfig")
+
+
+def _package_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).parent.parts)
+
+
+def _is_module(dotted: str) -> bool:
+    base = ROOT.joinpath(*dotted.split("."))
+    return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
+
+
+def _module_package(module: str) -> str:
+    """The package a module belongs to: itself for a package's __init__, else its parent."""
+    return module if (ROOT.joinpath(*module.split(".")) / "__init__.py").exists() else module.rpartition(".")[0]
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(source: str, package: str) -> list[str]:
+    """`module._name` for each private name of another package that a module of `package`
+    imports or reaches: `from m import _n`, `alias._n` on an imported module, `setattr(alias, "_n", ...)`."""
+    tree = ast.parse(source)
+    modules: dict[str, str] = {}  # local name -> first-party module it is bound to
+    found: list[str] = []
+
+    def first_party(module: str) -> str | None:
+        if module.split(".")[0] in FIRST_PARTY:
+            return module
+        sibling = f"{package}.{module}" if package else module  # bench's scripts: `from scratch import ...`
+        return sibling if _is_module(sibling) else None
+
+    def note(module: str, name: str) -> None:
+        if _private(name) and _module_package(module) != package:
+            found.append(f"{module}.{name}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if (module := first_party(alias.name)) is not None:
+                    modules[alias.asname or alias.name.split(".")[0]] = (
+                        module if alias.asname else alias.name.split(".")[0]
+                    )
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if (module := first_party(node.module)) is None:
+                continue
+            for alias in node.names:
+                note(module, alias.name)
+                if _is_module(f"{module}.{alias.name}"):
+                    modules[alias.asname or alias.name] = f"{module}.{alias.name}"
+
+    def resolve(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            return modules.get(node.id)
+        if isinstance(node, ast.Attribute) and (base := resolve(node.value)) is not None:
+            return f"{base}.{node.attr}" if _is_module(f"{base}.{node.attr}") else None
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and (module := resolve(node.value)) is not None:
+            note(module, node.attr)
+        elif (
+            isinstance(node, ast.Call)
+            and (node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None))
+            in ("setattr", "getattr", "delattr")
+            and len(node.args) >= 2
+            and (module := resolve(node.args[0])) is not None
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            note(module, node.args[1].value)
+    return found
+
+
+def _sources() -> list[Path]:
+    return [ROOT / "celeryconfig.py"] + [p for top in FIRST_PARTY[:4] for p in sorted((ROOT / top).rglob("*.py"))]
+
+
+def test_no_module_uses_another_packages_private_names() -> None:
+    found = {
+        path.relative_to(ROOT).as_posix(): private_uses(path.read_text(encoding="utf-8"), _package_of(path))
+        for path in _sources()
+    }
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_a_private_name_from_another_package_is_found() -> None:
+    """Both sides: another package's `_name` (imported, reached through a module, or patched) is
+    reported; the package's own private names, and public ones, are not."""
+    source = (
+        "import worker.scan.leases\n"
+        "from worker.clock import utc_now, _hidden\n"
+        "from worker.dev_servers import runtime as rt\n"
+        "from worker.scan.scanner import _own\n"
+        "from scratch import _bench_helper\n"
+        "rt._private_thing()\n"
+        "rt.public_thing()\n"
+        "worker.scan.leases._lease\n"
+        "setattr(rt, '_patched', None)\n"
+    )
+    assert sorted(private_uses(source, "worker.scan")) == [
+        "worker.clock._hidden",
+        "worker.dev_servers.runtime._patched",
+        "worker.dev_servers.runtime._private_thing",
+    ]
+    assert sorted(private_uses(source, "bench")) == [
+        "worker.clock._hidden",
+        "worker.dev_servers.runtime._patched",
+        "worker.dev_servers.runtime._private_thing",
+        "worker.scan.leases._lease",
+        "worker.scan.scanner._own",
+    ]

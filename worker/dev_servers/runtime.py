@@ -269,7 +269,7 @@ def runtime_home(state_dir: Path) -> Path:
     return RUNTIME_ROOT / "servers" / key
 
 
-def _server_home(state_dir: Path, account: Account) -> Path:
+def server_home(state_dir: Path, account: Account) -> Path:
     """Where the servers' folders live: the state folder when the service user can get into it,
     else a folder of its own under RUNTIME_ROOT, named after the state folder."""
     _prepare_state_dir(state_dir, account)

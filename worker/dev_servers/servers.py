@@ -28,9 +28,9 @@ from worker.dev_servers.runtime import (
     _run,
     _runnable,
     _server_env,
-    _server_home,
     _tail,
     _terminate,
+    server_home,
     service_account,
 )
 
@@ -139,7 +139,7 @@ def ensure_postgres(state_dir: Path) -> str:
     """Start the embedded PostgreSQL 17 (or reuse the running one); returns its SQLAlchemy URL."""
     with _locked(state_dir):
         account = service_account()
-        data_dir = _server_home(state_dir, account) / "postgres"
+        data_dir = server_home(state_dir, account) / "postgres"
         port = _read_int(state_dir / "postgres.port")
         if _pg_running(data_dir, account):
             if port is not None and postgres_answers(_pg_url(port)):
@@ -193,7 +193,7 @@ def ensure_broker(state_dir: Path) -> str:
     """Start the embedded Valkey (or reuse the running one); returns its redis:// URL."""
     with _locked(state_dir):
         account = service_account()
-        work_dir = _server_home(state_dir, account) / "valkey"
+        work_dir = server_home(state_dir, account) / "valkey"
         port = _read_int(state_dir / "valkey.port")
         pid = _process_of(work_dir / "valkey.pid", "valkey-server")
         if pid is not None:

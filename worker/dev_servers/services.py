@@ -42,10 +42,10 @@ from worker.dev_servers.runtime import (
     _locked,
     _process_of,
     _read_int,
-    _server_home,
     _terminate,
     command_line,
     runtime_home,
+    server_home,
     service_account,
 )
 from worker.dev_servers.servers import (
@@ -116,7 +116,7 @@ def stop_all(state_dir: Path) -> None:
         _stop_watchdog(state_dir)
         mark_stopped(state_dir)
         problems: list[str] = []
-        home = _server_home(state_dir, service_account())
+        home = server_home(state_dir, service_account())
         data_dir = home / "postgres"
         if (data_dir / "PG_VERSION").exists():
             account = Account.of(data_dir.stat().st_uid)

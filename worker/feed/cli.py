@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _unknown_types(url: str, event_types: list[str]) -> list[str]:
+def unknown_types(url: str, event_types: list[str]) -> list[str]:
     """The requested types no stored event has (nor the engine's reserved ones): likely typos."""
     with connect(url) as conn, conn.transaction():
         act_as_service_role(conn)
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     feed = Feed()
     if args.event_types and not args.any_type:
-        unknown = _unknown_types(feed.url, args.event_types)
+        unknown = unknown_types(feed.url, args.event_types)
         if unknown:
             print(
                 f"error: no event has had type {', '.join(map(repr, unknown))} yet; check the spelling, "

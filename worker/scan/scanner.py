@@ -259,7 +259,7 @@ def _scan_rule(
         "shards": shard.count if shard else 1,
     }
     with conn.transaction():
-        _begin(conn)
+        begin_batch(conn)
         state = conn.execute(query("scan_state_read"), params).fetchone()
     mode = _mode(state, rule, as_of, full)
     if mode == "incremental" and state is not None:  # (_mode says full where there is no state)
@@ -272,7 +272,7 @@ def _scan_rule(
     result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode)
     while True:
         with conn.transaction():
-            _begin(conn)
+            begin_batch(conn)
             if lease is not None:
                 lease.renew(conn, params["state_key"])
             params["budget_open"] = budget.remaining != 0
@@ -289,7 +289,7 @@ def _scan_rule(
                     on_decision(d)
     if not summary.dry_run:
         with conn.transaction():
-            _begin(conn)
+            begin_batch(conn)
             if lease is not None:
                 lease.renew(conn, params["state_key"])
             conn.execute(query("scan_state_write"), {**params, "full": mode == "full"})
@@ -303,7 +303,7 @@ def batch_query(candidates: str) -> sql.Composed:
     return sql.SQL(query("scan_decide")).format(candidates=sql.SQL(query(candidates).rstrip() + "\n"))
 
 
-def _begin(conn: psycopg.Connection) -> None:
+def begin_batch(conn: psycopg.Connection) -> None:
     """Start of each scan transaction: the service role, and no JIT, whose compile time
     (~100 ms) dwarfs these short index-driven queries."""
     act_as_service_role(conn)

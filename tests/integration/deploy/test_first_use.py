@@ -18,7 +18,7 @@ from events_schema.__main__ import build_parser as events_schema_parser
 from tests.integration.ingest.import_helpers import add_users
 from tests.integration.scan.scan_helpers import add_event, add_user
 from tests.integration.worker_process import PROJECT_ROOT
-from worker.feed.cli import _unknown_types
+from worker.feed.cli import unknown_types
 
 DOWN = "postgresql://postgres@127.0.0.1:1/nowhere"
 
@@ -126,7 +126,7 @@ def test_tail_refuses_a_type_no_event_has(admin: psycopg.Connection, db_url: str
     result = cli("worker", "tail", "--type", "app_opne", env={"DATABASE_URL": db_url})
     assert result.returncode == 2 and "no event has had type 'app_opne' yet" in result.stderr
     # Stored and reserved types are known; the refusal names only the unknown one.
-    assert _unknown_types(db_url, ["app_open", "nudge_sent", "app_opne"]) == ["app_opne"]
+    assert unknown_types(db_url, ["app_open", "nudge_sent", "app_opne"]) == ["app_opne"]
 
 
 def _read_until(fd: int, text: bytes, timeout: float) -> bytes:

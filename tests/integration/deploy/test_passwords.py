@@ -28,7 +28,7 @@ WORKER_PASSWORD = "w@rk/er#?&=+ 2"
 @pytest.fixture(scope="module")
 def password_server() -> Iterator[str]:
     """URL (no password) of the `postgres` database on a server that refuses a wrong password."""
-    from worker.dev_servers.runtime import _server_home, service_account
+    from worker.dev_servers.runtime import server_home, service_account
     from worker.dev_servers.servers import ensure_postgres
     from worker.dev_servers.services import purge
 
@@ -37,7 +37,7 @@ def password_server() -> Iterator[str]:
     try:
         with psycopg.connect(conninfo(url.render_as_string(False)), autocommit=True) as conn:
             conn.execute(sql.SQL("alter role postgres password {}").format(sql.Literal(OWNER_PASSWORD)))
-            hba = _server_home(state_dir, service_account()) / "postgres" / "pg_hba.conf"
+            hba = server_home(state_dir, service_account()) / "postgres" / "pg_hba.conf"
             hba.write_text("host all all 127.0.0.1/32 scram-sha-256\n", encoding="utf-8")
             conn.execute("select pg_reload_conf()")
         yield url.render_as_string(False)

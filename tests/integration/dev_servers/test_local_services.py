@@ -179,9 +179,9 @@ def test_private_state_folder_opens_nothing_up(state_dir: Path) -> None:
         urls = dict(line.split("=", 1) for line in up.stdout.split())
         assert ls.postgres_answers(urls["DATABASE_URL"]) and ls.broker_answers(urls["REDIS_URL"])
         assert stat.S_IMODE(private.stat().st_mode) == 0o700, "a parent folder was opened up"
-        home = embedded_runtime._server_home(inner, embedded_runtime.service_account())
+        home = embedded_runtime.server_home(inner, embedded_runtime.service_account())
         assert home.parent == embedded_runtime.RUNTIME_ROOT / "servers" and (home / "postgres" / "PG_VERSION").exists()
     finally:
         ls.stop_all(inner)
-        shutil.rmtree(embedded_runtime._server_home(inner, embedded_runtime.service_account()))
+        shutil.rmtree(embedded_runtime.server_home(inner, embedded_runtime.service_account()))
     assert not ls.postgres_answers(urls["DATABASE_URL"]) and not ls.broker_answers(urls["REDIS_URL"])

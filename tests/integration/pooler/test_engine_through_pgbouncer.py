@@ -56,13 +56,13 @@ def test_a_scan_repeating_its_statements_on_other_server_connections_completes(
     monkeypatch.setenv("SCAN_BATCH_SIZE", "2")
     get_settings.cache_clear()
     scan_pids: list[int] = []
-    begin = scanner._begin
+    begin = scanner.begin_batch
 
     def begin_and_note_the_server(conn: psycopg.Connection) -> None:
         begin(conn)
         scan_pids.append(conn.execute("select pg_backend_pid()").fetchone()[0])
 
-    monkeypatch.setattr(scanner, "_begin", begin_and_note_the_server)
+    monkeypatch.setattr(scanner, "begin_batch", begin_and_note_the_server)
     decided = 0
     with connect(settings_env) as hog:
 
