@@ -6,7 +6,9 @@ measures on that same data: the GROUP BY baseline and the full scan deciding onl
 writing every due nudge against plain COPY of those rows; a simulated day of beats; import against
 plain COPY (bench/import_throughput.py, on a database of its own); inserts against a bare table;
 the full scan's peak memory. It prints one table (ratios are within the run) and writes --json
-and --png. `python -m bench compare A.json B.json` prints B / A for every figure.
+and --png. `python -m bench compare A.json B.json` prints B / A for every figure;
+`python -m bench render RUN.json [--readme] [--png FILE.png]` prints a run's table again and
+rewrites the copies in README.md and docs/scaling.md, and the chart, from the JSON alone.
 """
 
 from __future__ import annotations
@@ -147,8 +149,36 @@ def _admin_conninfo() -> str:
     )
 
 
+def render(argv: list[str]) -> int:
+    """The table (and chart) of a finished run, from its JSON alone: README and docs cannot drift."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench render", description="print a run's table from its JSON; rewrite the docs' copies"
+    )
+    p.add_argument("run", type=Path, help="the --json file of a run (docs/bench/scaling.json)")
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="rewrite the generated tables of README.md (short) and docs/scaling.md (full)",
+    )
+    p.add_argument("--png", type=Path, metavar="FILE.png", help="draw the chart here")
+    args = p.parse_args(argv)
+    run = json.loads(args.run.read_text(encoding="utf-8"))
+    print(report.table(run))
+    if args.readme:
+        root = Path(__file__).resolve().parent.parent
+        for page, short in ((root / "README.md", True), (root / "docs" / "scaling.md", False)):
+            changed = report.rewrite(page, report.table(run, readme=short))
+            print(f"{'rewrote' if changed else 'unchanged:'} {page.relative_to(root)}", file=sys.stderr)
+    if args.png:
+        report.draw(run, args.png)
+        print(f"wrote {args.png}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     try:
+        if argv[:1] == ["render"]:
+            return render(argv[1:])
         if argv[:1] == ["compare"]:
             p = argparse.ArgumentParser(
                 prog="python -m bench compare", description="B / A for every figure of two runs"

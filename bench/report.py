@@ -3,85 +3,147 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# (label, how to compute it from one size's measures, unit); ratios are in the same run.
-ROWS: list[tuple[str, str, str]] = [
-    ("baseline GROUP BY user_id", "baseline_s", "s"),
-    ("full scan, decide only", "full_dry_s", "s"),
-    ("  baseline / full scan decide-only", "baseline_s/full_dry_s", "x"),
-    ("full scan writing nudges", "full_write_s", "s"),
-    ("  nudges written", "nudged", ""),
-    ("  nudges per second", "nudges_per_s", "/s"),
-    ("  plain COPY of the same rows, rows per second", "copy_nudges_per_s", "/s"),
-    ("  nudges/s / COPY rows/s", "nudges_per_s/copy_nudges_per_s", "x"),
-    ("  COPY of them into engagement_events itself (triggers off), rows/s", "copy_nudges_in_table_per_s", "/s"),
-    ("  nudges/s / COPY into the table itself", "nudges_per_s/copy_nudges_in_table_per_s", "x"),
-    ("day of beats: median incremental scan", "day_median_s", "s"),
-    ("  baseline / median", "baseline_s/day_median_s", "x"),
-    ("day of beats: p95", "day_p95_s", "s"),
-    ("day of beats: worst", "day_worst_s", "s"),
-    ("  baseline / worst", "baseline_s/day_worst_s", "x"),
-    ("  worst beat at +min, nudges it wrote", "day_worst_at_min,day_worst_nudged", ""),
-    ("same day, NUDGE_MAX_PER_SCAN", "cap", ""),
-    ("  median / p95 / worst beat", "capped_median_s,capped_p95_s,capped_worst_s", "s"),
-    ("  baseline / worst", "baseline_s/capped_worst_s", "x"),
-    ("  nudges in the day, uncapped / capped", "day_nudged,capped_nudged", ""),
-    ("  longest run of beats leaving nudges deferred (min)", "capped_longest_deferral_min", ""),
-    ("import (python -m worker import), events/s", "import_per_s", "/s"),
-    ("  plain COPY into an identical table, events/s", "copy_per_s", "/s"),
-    ("  import / COPY", "import_per_s/copy_per_s", "x"),
-    ("insert single rows: schema / bare, rows/s", "insert_single_per_s,insert_single_bare_per_s", "/s"),
-    ("  schema / bare", "insert_single_per_s/insert_single_bare_per_s", "x"),
-    ("insert 1,000-row batches: schema / bare, rows/s", "insert_batch_per_s,insert_batch_bare_per_s", "/s"),
-    ("  schema / bare", "insert_batch_per_s/insert_batch_bare_per_s", "x"),
-    ("insert, every row a new user: schema / bare", "insert_new_users_per_s,insert_new_users_bare_per_s", "/s"),
-    ("  schema / bare", "insert_new_users_per_s/insert_new_users_bare_per_s", "x"),
-    (
-        "  schema / an empty twin (PRD indexes, no triggers), 1,000-row batches",
-        "insert_batch_per_s/insert_batch_twin_per_s",
-        "x",
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a measure (depth 0) or what belongs to the measure above (depth 1)."""
+
+    label: str
+    spec: str  # a key, "a/b" (a ratio of two keys), "a,b,..." (several values, one unit), "" (a heading)
+    unit: str  # s, ratio, MB, min, or a count or rate (nudges, rows/s, ...)
+    depth: int = 0
+    readme: bool = False  # also in README's shorter table (with its parent)
+
+
+ROWS: list[Row] = [
+    Row("baseline: GROUP BY user_id over the whole log", "baseline_s", "s", readme=True),
+    Row("full scan, deciding only", "full_dry_s", "s", readme=True),
+    Row("baseline / full scan", "baseline_s/full_dry_s", "ratio", 1, readme=True),
+    Row("full scan writing every due nudge", "full_write_s", "s", readme=True),
+    Row("nudges written", "nudged", "nudges", 1),
+    Row("nudges written per second", "nudges_per_s", "nudges/s", 1, readme=True),
+    Row("plain COPY of the same rows into an empty table", "copy_nudges_per_s", "rows/s", 1, readme=True),
+    Row("nudges/s / plain COPY", "nudges_per_s/copy_nudges_per_s", "ratio", 1, readme=True),
+    Row("COPY of them into engagement_events itself (triggers off)", "copy_nudges_in_table_per_s", "rows/s", 1),
+    Row("nudges/s / COPY into engagement_events", "nudges_per_s/copy_nudges_in_table_per_s", "ratio", 1),
+    Row("a day of beats: incremental scans 15 min apart", "", "", readme=True),
+    Row("median beat", "day_median_s", "s", 1, readme=True),
+    Row("baseline / median beat", "baseline_s/day_median_s", "ratio", 1, readme=True),
+    Row("p95 beat", "day_p95_s", "s", 1),
+    Row("worst beat", "day_worst_s", "s", 1, readme=True),
+    Row("baseline / worst beat", "baseline_s/day_worst_s", "ratio", 1, readme=True),
+    Row("worst beat: minutes into the day", "day_worst_at_min", "min", 1),
+    Row("worst beat: nudges it wrote", "day_worst_nudged", "nudges", 1),
+    Row("same day under NUDGE_MAX_PER_SCAN: the cap", "cap", "nudges/scan", readme=True),
+    Row("median / p95 / worst beat", "capped_median_s,capped_p95_s,capped_worst_s", "s", 1, readme=True),
+    Row("baseline / worst capped beat", "baseline_s/capped_worst_s", "ratio", 1, readme=True),
+    Row("nudges in the day, uncapped / capped", "day_nudged,capped_nudged", "nudges", 1),
+    Row("longest run of beats leaving nudges deferred", "capped_longest_deferral_min", "min", 1),
+    Row("import (python -m worker import)", "import_per_s", "events/s", readme=True),
+    Row("plain COPY into an identical table", "copy_per_s", "events/s", 1),
+    Row("import / COPY", "import_per_s/copy_per_s", "ratio", 1, readme=True),
+    Row("insert single rows: schema / bare table", "insert_single_per_s,insert_single_bare_per_s", "rows/s"),
+    Row("schema / bare", "insert_single_per_s/insert_single_bare_per_s", "ratio", 1),
+    Row(
+        "insert 1,000-row batches: schema / bare table",
+        "insert_batch_per_s,insert_batch_bare_per_s",
+        "rows/s",
+        readme=True,
     ),
-    (
+    Row("schema / bare", "insert_batch_per_s/insert_batch_bare_per_s", "ratio", 1, readme=True),
+    Row("schema / an empty twin (PRD indexes, no triggers)", "insert_batch_per_s/insert_batch_twin_per_s", "ratio", 1),
+    Row(
+        "insert, every row a new user: schema / bare table",
+        "insert_new_users_per_s,insert_new_users_bare_per_s",
+        "rows/s",
+    ),
+    Row("schema / bare", "insert_new_users_per_s/insert_new_users_bare_per_s", "ratio", 1),
+    Row(
         "engine's cost: engagement_events with / without its triggers, 1,000-row batches",
         "insert_batch_same_table_per_s/insert_batch_no_triggers_per_s",
-        "x",
+        "ratio",
+        readme=True,
     ),
-    ("  the same, every row a new user", "insert_new_users_same_table_per_s/insert_new_users_no_triggers_per_s", "x"),
-    ("worker peak memory, full scan (max RSS MB)", "peak_rss_mb", "MB"),
+    Row(
+        "the same, every row a new user",
+        "insert_new_users_same_table_per_s/insert_new_users_no_triggers_per_s",
+        "ratio",
+        1,
+        readme=True,
+    ),
+    Row("worker's peak memory during a full scan (max RSS)", "peak_rss_mb", "MB", readme=True),
 ]
 
 
-def value(m: dict[str, Any], spec: str) -> str:
+def value(m: dict[str, Any], spec: str, unit: str) -> str:
+    """One cell: every figure of a unit with the same precision; '-' where the run lacks one."""
+    if not spec:
+        return ""
     if "/" in spec:
         top, bottom = (m.get(k) for k in spec.split("/"))
-        return f"x{top / bottom:.2f}" if top is not None and bottom else "-"
+        return f"{top / bottom:.2f}x" if top is not None and bottom else "-"
     parts = [m.get(k) for k in spec.split(",")]
-    return " / ".join("-" if p is None else _fmt(p) for p in parts)
+    return " / ".join("-" if p is None else _fmt(p, unit) for p in parts)
 
 
-def _fmt(v: float) -> str:
-    if isinstance(v, int):
-        return f"{v:,}"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}"
+def _fmt(v: float, unit: str) -> str:
+    """Seconds to the millisecond; everything else (counts, rates, MB, minutes) whole."""
+    return f"{v:,.3f}" if unit == "s" else f"{v:,.0f}"
 
 
-def table(run: dict[str, Any]) -> str:
+def _rows(readme: bool) -> list[Row]:
+    return [row for row in ROWS if row.readme or not readme]
+
+
+def table(run: dict[str, Any], readme: bool = False) -> str:
+    """The run as a fixed-width table: measures, with what belongs to each indented under it."""
     sizes = run["sizes"]
-    head = ["measure", *(f"{s['users']:,} users / {s['events']:,} events" for s in sizes)]
+    head = ["measure", "unit", *(f"{s['users']:,} users / {s['events']:,} events" for s in sizes)]
     lines = [
-        [label + (f" ({unit})" if unit and unit != "x" else ""), *(value(s, spec) for s in sizes)]
-        for label, spec, unit in ROWS
+        ["  " * row.depth + row.label, row.unit, *(value(s, row.spec, row.unit) for s in sizes)]
+        for row in _rows(readme)
     ]
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    out = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in [head, *lines]]
-    out.insert(1, "-+-".join("-" * w for w in widths))
+
+    def line(cells: list[str]) -> str:
+        padded = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return " | ".join(padded).rstrip()
+
+    out = [line(head), "-+-".join("-" * w for w in widths), *(line(r) for r in lines)]
     m = run["machine"]
     out.append(
-        f"machine: {m['cpus']} CPUs, load average {m['load_before']} before, {m['load_after']} after; {' '.join(m['postgres'].split()[:2])}"
+        f"machine: {m['cpus']} CPUs, load average {m['load_before']} before, {m['load_after']} after; "
+        f"{' '.join(m['postgres'].split()[:2])}"
     )
     return "\n".join(out)
+
+
+# The generated part of a page: a code block between these two lines, rewritten by `render`.
+BEGIN = "<!-- bench table: python -m bench render docs/bench/scaling.json --readme; do not edit -->"
+END = "<!-- end of bench table -->"
+
+
+def rewrite(page: Path, block: str) -> bool:
+    """Replace the generated block of `page` with `block`; whether the page changed."""
+    text = page.read_text(encoding="utf-8")
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise ValueError(f"{page}: needs exactly one pair of bench table markers")
+    before, rest = text.split(BEGIN)
+    _, after = rest.split(END)
+    updated = f"{before}{BEGIN}\n```\n{block}\n```\n{END}{after}"
+    if updated != text:
+        page.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+def generated(page: Path) -> str:
+    """The table currently in `page`'s generated block."""
+    inside = page.read_text(encoding="utf-8").split(BEGIN)[1].split(END)[0]
+    return inside.strip().removeprefix("```").removesuffix("```").strip("\n")
 
 
 def compare(a_path: Path, b_path: Path) -> str:
@@ -105,7 +167,28 @@ def compare(a_path: Path, b_path: Path) -> str:
     return "\n".join(out) if out else "no size in common"
 
 
+# Every series has a colour of its own across both panels. On the right, a rate of ours (solid)
+# and the plain-COPY or bare-table rate it is measured against (dashed) share their colour.
+SCAN_SERIES = (
+    ("baseline_s", "GROUP BY baseline", "black", "--"),
+    ("full_dry_s", "full scan, deciding only", "tab:blue", "-"),
+    ("full_write_s", "full scan, writing", "tab:orange", "-"),
+    ("day_median_s", "beat, median", "tab:green", "-"),
+    ("day_worst_s", "beat, worst of the day", "tab:red", "-"),
+    ("capped_worst_s", "beat, worst, under NUDGE_MAX_PER_SCAN", "tab:purple", "-"),
+)
+RATE_SERIES = (  # ours first, then what each is measured against: the legend pairs them row by row
+    ("nudges_per_s", "nudges written", "tab:brown", "-"),
+    ("import_per_s", "import, events", "tab:pink", "-"),
+    ("insert_new_users_per_s", "insert, every row a new user", "tab:cyan", "-"),
+    ("copy_nudges_per_s", "COPY of the same nudges", "tab:brown", "--"),
+    ("copy_per_s", "COPY of the same events", "tab:pink", "--"),
+    ("insert_new_users_bare_per_s", "the same into a bare table", "tab:cyan", "--"),
+)
+
+
 def draw(run: dict[str, Any], path: Path) -> None:
+    """Scan times and write rates against the number of users; legends under the plots, never on a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,30 +196,19 @@ def draw(run: dict[str, Any], path: Path) -> None:
 
     sizes = run["sizes"]
     users = [s["users"] for s in sizes]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key, label in (
-        ("baseline_s", "GROUP BY baseline"),
-        ("full_dry_s", "full scan, decide only"),
-        ("full_write_s", "full scan, writing"),
-        ("day_median_s", "beat, median"),
-        ("day_worst_s", "beat, worst of the day"),
-        ("capped_worst_s", "beat, worst, NUDGE_MAX_PER_SCAN"),
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6.2))
+    for ax, series, ylabel, title in (
+        (left, SCAN_SERIES, "seconds (log)", "scan times: lower is better"),
+        (right, RATE_SERIES, "rows per second (log)", "write rates: higher is better"),
     ):
-        left.plot(users, [s.get(key) for s in sizes], marker="o", label=label)
-    left.set(xscale="log", yscale="log", xlabel="users", ylabel="seconds", title="scan times")
-    left.legend(fontsize=8)
-    for key, label in (
-        ("nudges_per_s", "nudges written /s"),
-        ("copy_nudges_per_s", "COPY of the nudges /s"),
-        ("import_per_s", "import events /s"),
-        ("copy_per_s", "COPY events /s"),
-        ("insert_new_users_per_s", "insert, new users /s"),
-        ("insert_new_users_bare_per_s", "insert, bare table /s"),
-    ):
-        right.plot(users, [s.get(key) for s in sizes], marker="o", label=label)
-    right.set(xscale="log", yscale="log", xlabel="users", ylabel="rows per second", title="write rates")
-    right.legend(fontsize=8)
+        for key, label, colour, style in series:
+            ax.plot(users, [s.get(key) for s in sizes], marker="o", color=colour, linestyle=style, label=label)
+        ax.set(xscale="log", yscale="log", xlabel="users (log)", ylabel=ylabel, title=title)
+        ax.set_xticks(users, [f"{u:,}" for u in users])
+        ax.grid(alpha=0.3, which="major")
+        # Beside the plot, not on it: no line is ever hidden behind the legend.
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.suptitle(f"python -m bench, {run['machine']['cpus']} CPUs, {run['machine']['postgres'].split(' on ')[0]}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
