@@ -95,7 +95,7 @@ def _fmt(v: float, unit: str) -> str:
     return f"{v:,.3f}" if unit == "s" else f"{v:,.0f}"
 
 
-def _rows(readme: bool) -> list[Row]:
+def rows(readme: bool) -> list[Row]:
     return [row for row in ROWS if row.readme or not readme]
 
 
@@ -105,7 +105,7 @@ def table(run: dict[str, Any], readme: bool = False) -> str:
     head = ["measure", "unit", *(f"{s['users']:,} users / {s['events']:,} events" for s in sizes)]
     lines = [
         ["  " * row.depth + row.label, row.unit, *(value(s, row.spec, row.unit) for s in sizes)]
-        for row in _rows(readme)
+        for row in rows(readme)
     ]
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
 

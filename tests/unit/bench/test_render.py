@@ -31,7 +31,7 @@ def test_the_pages_show_the_committed_run_as_rendered() -> None:
 def test_every_indented_row_sits_under_its_own_measure_in_both_tables() -> None:
     for readme in (False, True):
         parent = None
-        for row in report._rows(readme):
+        for row in report.rows(readme):
             if row.depth == 0:
                 parent = row
             else:
