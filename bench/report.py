@@ -104,8 +104,7 @@ def table(run: dict[str, Any], readme: bool = False) -> str:
     sizes = run["sizes"]
     head = ["measure", "unit", *(f"{s['users']:,} users / {s['events']:,} events" for s in sizes)]
     lines = [
-        ["  " * row.depth + row.label, row.unit, *(value(s, row.spec, row.unit) for s in sizes)]
-        for row in rows(readme)
+        ["  " * row.depth + row.label, row.unit, *(value(s, row.spec, row.unit) for s in sizes)] for row in rows(readme)
     ]
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
 
