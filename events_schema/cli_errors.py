@@ -38,7 +38,9 @@ def _settings_problem(exc: pydantic.ValidationError) -> str:
     """`NAME: reason` for the first invalid setting, named as in the environment."""
     error = exc.errors()[0]
     name = "_".join(str(part) for part in error["loc"][:1]).upper() or "settings"
-    return f"invalid setting {name}: {error['msg']}"
+    # Within a structured setting (a rule of NUDGE_RULES), which element and field.
+    inner = ".".join(str(part) for part in error["loc"][1:])
+    return f"invalid setting {name}{f' ({inner})' if inner else ''}: {error['msg']}"
 
 
 def run_command(command: Callable[[], int], expected: tuple[type[BaseException], ...] = ()) -> int:

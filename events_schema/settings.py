@@ -33,6 +33,16 @@ class NudgeRule(BaseModel):
     threshold_hours: float = Field(gt=0)
     # None: every non-reserved event type counts as activity.
     event_types: list[str] | None = None
+    # Randomised holdout (docs/engine.md, "Holdout"): this share of the rule's users (by a hash of
+    # salt, rule and user id) is never nudged; their due episodes are recorded as `nudge_withheld`.
+    # 0: no holdout, every definition unchanged. A new salt re-draws the groups.
+    holdout_percent: float = Field(0, ge=0, le=100)
+    holdout_salt: str = ""
+
+    @property
+    def holdout_buckets(self) -> int:
+        """Buckets (of public.engagement_holdout_bucket's 10,000) in the control arm."""
+        return round(self.holdout_percent * 100)
 
 
 class Settings(BaseSettings):

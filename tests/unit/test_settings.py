@@ -45,3 +45,25 @@ def test_bad_rules_are_refused(monkeypatch: pytest.MonkeyPatch, rules: list[dict
     monkeypatch.setenv("NUDGE_RULES", json.dumps(rules))
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(("percent", "valid"), [(-0.01, False), (0, True), (100, True), (100.01, False)])
+def test_holdout_percent_is_a_share_from_0_to_100(monkeypatch: pytest.MonkeyPatch, percent: float, valid: bool) -> None:
+    monkeypatch.setenv("NUDGE_RULES", json.dumps([{"name": "r", "threshold_hours": 1, "holdout_percent": percent}]))
+    if valid:
+        [rule] = Settings(_env_file=None).nudge_rules
+        assert (rule.holdout_percent, rule.holdout_buckets, rule.holdout_salt) == (percent, round(percent * 100), "")
+    else:
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None)
+
+
+def test_a_bad_holdout_is_one_line_naming_the_rule_field(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from events_schema.cli_errors import run_command
+
+    monkeypatch.setenv("NUDGE_RULES", json.dumps([{"name": "r", "threshold_hours": 1, "holdout_percent": 150}]))
+    assert run_command(lambda: len(Settings(_env_file=None).nudge_rules)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid setting NUDGE_RULES (0.holdout_percent): ") and err.count("\n") == 1

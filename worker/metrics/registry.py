@@ -30,6 +30,7 @@ SCAN_RUNS = Counter(
 EXAMINED = Counter("engagement_scan_candidates_examined", "Candidates a scan examined.", ["rule"])
 DUE = Counter("engagement_scan_users_due", "Users a scan found due (nudged, skipped or held).", ["rule"])
 NUDGES = Counter("engagement_scan_nudges_written", "Nudge events written (dry runs write none).", ["rule"])
+WITHHELD = Counter("engagement_scan_nudges_withheld", "Withheld nudges written for a holdout's control arm.", ["rule"])
 SKIPS = Counter("engagement_scan_skips", "Due users not nudged, by reason.", ["rule", "reason"])
 LAST_DUE = Gauge(
     "engagement_scan_last_users_due", "Users due at the rule's latest scan.", ["rule"], multiprocess_mode="mostrecent"
@@ -70,6 +71,7 @@ def record_scan(summary: dict[str, Any], seconds: float) -> None:
             SKIPS.labels(name, reason).inc(count)
         if not summary["dry_run"]:
             NUDGES.labels(name).inc(rule["nudged"])
+            WITHHELD.labels(name).inc(rule["withheld"])
             LAST_SCAN.labels(name).set(time.time())
 
 

@@ -83,6 +83,6 @@ def run(args: argparse.Namespace) -> int:
     for r in summary.rules:
         print(
             f"  {r.rule} ({r.mode}, {r.threshold_hours:g} h): examined={r.examined} due={r.due} "
-            f"nudged={r.nudged} " + " ".join(f"{k}={v}" for k, v in r.skipped.items())
+            f"nudged={r.nudged} withheld={r.withheld} " + " ".join(f"{k}={v}" for k, v in r.skipped.items())
         )
     return 0 if summary.ran else 1

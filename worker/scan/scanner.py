@@ -5,7 +5,9 @@ Definitions (docs/engine.md has them in full; tests pin them):
 - last active at T: the latest activity at or before T, else the sign-up time;
 - due at T: last active <= T - threshold; an episode is (user, rule, last active);
 - at most one nudge per episode (a unique index), one per user per cool-down window, none in
-  the user's quiet hours (held for the next scan) and none for opted-out users.
+  the user's quiet hours (held for the next scan) and none for opted-out users;
+- a rule's holdout (control arm, by a hash of salt, rule and user) gets `nudge_withheld` where
+  the other arm gets `nudge_sent`, decided and written the same way.
 
 An incremental scan examines only users who crossed the threshold since the rule's previous
 scan plus those held back; a full scan (the first, a changed rule, `full=True`, time going
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 SKIP_REASONS = ("already_nudged", "cooldown", "quiet_hours", "opted_out", "rate_limited")
 HELD_REASONS = ("cooldown", "quiet_hours", "rate_limited")
+# Decisions that write an event, and the event each writes.
+WRITTEN = {"nudge": "nudge_sent", "withhold": "nudge_withheld"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class RuleSummary:
     examined: int = 0
     due: int = 0
     nudged: int = 0
+    # Due users of the holdout's control arm, recorded as `nudge_withheld` instead of nudged.
+    withheld: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
 
 
@@ -87,6 +93,7 @@ class ScanSummary:
             "examined": sum(r.examined for r in self.rules),
             "due": sum(r.due for r in self.rules),
             "nudged": sum(r.nudged for r in self.rules),
+            "withheld": sum(r.withheld for r in self.rules),
             "skipped": {reason: skipped[reason] for reason in SKIP_REASONS},
         }
 
@@ -109,7 +116,7 @@ class ScanSummary:
         dry = " (dry run)" if self.dry_run else ""
         return (
             f"scan {self.scan_id} as_of={self.as_of.isoformat()}{dry}: examined={t['examined']} "
-            f"due={t['due']} nudged={t['nudged']} skipped: {skipped}"
+            f"due={t['due']} nudged={t['nudged']} withheld={t['withheld']} skipped: {skipped}"
         )
 
 
@@ -202,12 +209,13 @@ class NudgeBudget:
 
     def split(self, decisions: list[Decision], as_of: datetime) -> list[Decision]:
         """The batch's decisions with the nudges past the budget turned into `rate_limited`
-        holds that end at `as_of`; takes what it lets through from the budget."""
+        holds that end at `as_of`; takes what it lets through from the budget. A withheld nudge
+        costs the budget as a nudge does, so the cap treats both arms alike."""
         if self.remaining is None:
             return decisions
         out = []
         for d in decisions:
-            if d.decision == "nudge":
+            if d.decision in WRITTEN:
                 if self.remaining == 0:
                     d = replace(d, decision="rate_limited", hold_until=as_of)
                 else:
@@ -216,7 +224,7 @@ class NudgeBudget:
         return out
 
     def give_back(self, unused: int) -> None:
-        """Nudges another writer had already sent (already_nudged) cost nothing."""
+        """Decisions another writer had already written (already_nudged) cost nothing."""
         if self.remaining is not None:
             self.remaining += unused
 
@@ -248,6 +256,9 @@ def _scan_rule(
         "quiet_enabled": settings.quiet_hours_enabled,
         "quiet_start": settings.quiet_hours_start,
         "quiet_end": settings.quiet_hours_end,
+        "holdout_buckets": rule.holdout_buckets,
+        "holdout_percent": rule.holdout_percent,
+        "holdout_salt": rule.holdout_salt,
         "scan_id": summary.scan_id,
         "full": full,
         "limit": settings.scan_batch_size,
@@ -333,8 +344,9 @@ def _apply(
     budget: NudgeBudget,
     dry_run: bool,
 ) -> None:
-    """Count one batch's decisions and, unless dry, write nudges and the pending set."""
-    to_nudge = [d for d in decisions if d.decision == "nudge"]
+    """Count one batch's decisions and, unless dry, write nudges (sent or withheld) and the
+    pending set."""
+    to_nudge = [d for d in decisions if d.decision in WRITTEN]
     held = [d for d in decisions if d.decision in HELD_REASONS]
     settled = [d for d in decisions if d.decision not in HELD_REASONS]
     result.due += sum(d.decision != "not_due" for d in decisions)
@@ -342,7 +354,8 @@ def _apply(
         if d.decision in SKIP_REASONS:
             result.skipped[d.decision] += 1
     if dry_run:
-        result.nudged += len(to_nudge)
+        result.nudged += sum(d.decision == "nudge" for d in to_nudge)
+        result.withheld += sum(d.decision == "withhold" for d in to_nudge)
         return
     if to_nudge:
         written = conn.execute(
@@ -351,9 +364,11 @@ def _apply(
                 **params,
                 "user_ids": [d.user_id for d in to_nudge],
                 "last_active_ats": [d.last_active_at for d in to_nudge],
+                "event_types_written": [WRITTEN[d.decision] for d in to_nudge],
             },
         ).fetchall()
-        result.nudged += len(written)
+        result.nudged += sum(event_type == "nudge_sent" for (event_type,) in written)
+        result.withheld += sum(event_type == "nudge_withheld" for (event_type,) in written)
         # Another writer got there first: the episode was already nudged.
         result.skipped["already_nudged"] += len(to_nudge) - len(written)
         budget.give_back(len(to_nudge) - len(written))

@@ -98,15 +98,19 @@ def test_engagement_events_indexes(admin: psycopg.Connection) -> None:
 
 def test_engagement_events_policies(admin: psycopg.Connection) -> None:
     policies = admin.execute(
-        "select policyname, cmd, roles::text[], coalesce(qual, with_check) from pg_policies "
-        "where schemaname = 'public' and tablename = 'engagement_events' order by cmd"
+        "select policyname, cmd, roles::text[], coalesce(qual, with_check), permissive from pg_policies "
+        "where schemaname = 'public' and tablename = 'engagement_events' order by cmd, policyname"
     ).fetchall()
     # PostgreSQL cuts identifiers at 63 bytes (NAMEDATALEN): the insert policy's name is stored cut.
-    assert [(name, cmd, roles) for name, cmd, roles, _ in policies] == [
-        ("Users can log own events, not future-dated, not reserved types", "INSERT", ["authenticated"]),
-        ("Users can read their own events that are not deleted", "SELECT", ["authenticated"]),
+    assert [(name, cmd, roles, kind) for name, cmd, roles, _, kind in policies] == [
+        ("Users can log own events, not future-dated, not reserved types", "INSERT", ["authenticated"], "PERMISSIVE"),
+        ("Users can read their own events that are not deleted", "SELECT", ["authenticated"], "PERMISSIVE"),
+        ("Users never see the engine's private events", "SELECT", ["authenticated"], "RESTRICTIVE"),
     ]
-    for *_, expression in policies:
+    for *_, expression, kind in policies:
+        if kind == "RESTRICTIVE":
+            assert expression == "(event_type <> ALL (engagement_private_event_types()))"
+            continue
         assert "( SELECT auth.uid() AS uid) = user_id" in expression, "wrapped: evaluated once per statement"
 
 

@@ -53,17 +53,20 @@ cross join lateral (
          coalesce(c.timezone, 'UTC') as timezone,
          %(as_of)s::timestamptz at time zone coalesce(c.timezone, 'UTC') as local_at
 ) f
+-- Decisions are nudges and withheld nudges (a holdout's control arm) alike: both take the
+-- cool-down's place and settle the episode, so the two arms see the same timing.
 left join lateral (
   select n."timestamp"
     from public.engagement_events n
-   where n.event_type = 'nudge_sent' and n.user_id = c.user_id and n."timestamp" <= %(as_of)s
+   where n.event_type in ('nudge_sent', 'nudge_withheld') and n.user_id = c.user_id
+     and n."timestamp" <= %(as_of)s
    order by n."timestamp" desc
    limit 1
 ) last_nudge on true
 left join lateral (
   select true as found
     from public.engagement_events n
-   where n.event_type = 'nudge_sent' and n.user_id = c.user_id
+   where n.event_type in ('nudge_sent', 'nudge_withheld') and n.user_id = c.user_id
      and n.value ->> 'rule' = %(rule)s
      and n.value ->> 'last_active_at' = public.nudge_episode_time(f.last_active_at)
    limit 1
@@ -80,6 +83,12 @@ cross join lateral (
                else f.local_at::time >= %(quiet_start)s::time and f.local_at::time < %(quiet_end)s::time
              end
              then 'quiet_hours'
+           -- The rule's control arm, decided last (after opt-out, cool-down, quiet hours) so the
+           -- arms differ only in the send; the hash is computed only for a user about to be nudged.
+           when case when %(holdout_buckets)s > 0
+                  then public.engagement_holdout_bucket(%(holdout_salt)s, %(rule)s, c.user_id) < %(holdout_buckets)s
+                  else false end
+             then 'withhold'
            else 'nudge'
          end as decision
 ) d
