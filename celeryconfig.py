@@ -48,6 +48,12 @@ beat_schedule = {
         "schedule": _settings.reconcile_interval_hours * 3600,
         "kwargs": {"full": True},
     },
+    # Push delivery (docs/delivery.md): a short pass every few seconds while a provider is set.
+    **(
+        {"deliver-nudges": {"task": "deliver_nudges", "schedule": _settings.delivery_interval_seconds}}
+        if _settings.delivery_provider != "none"
+        else {}
+    ),
     # Daily, off-peak (UTC); does nothing while RETENTION_DAYS is unset.
     "apply-retention": {
         "task": "apply_retention",

@@ -45,6 +45,14 @@ class NudgeRule(BaseModel):
         return round(self.holdout_percent * 100)
 
 
+class PushMessage(BaseModel):
+    """A push notification's text for one rule: `{placeholders}` are the nudge's values (rule,
+    threshold_hours, last_active_at), e.g. "{threshold_hours:g} hours"."""
+
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=(SERVICES_ENV_FILE, ".env"),
@@ -109,6 +117,44 @@ class Settings(BaseSettings):
     # or twice the hard time limit if longer. Keep it above the longest task's run time.
     broker_visibility_timeout_seconds: int | None = Field(None, gt=0)
 
+    # Push delivery (worker/delivery, docs/delivery.md). What a provider needs is checked when
+    # it starts (worker.delivery.providers.make_provider), so a bad one stops delivery only.
+    # none: nothing is sent (the app reads its nudges over Realtime); fcm: Firebase Cloud
+    # Messaging HTTP v1; webhook: a signed POST per nudge to WEBHOOK_URL.
+    delivery_provider: Literal["none", "fcm", "webhook"] = "none"
+    # The service account's JSON key file (its token_uri is where the OAuth token comes from).
+    fcm_credentials_file: Path | None = None
+    # The send endpoint; {project_id} is the credentials file's (or FCM_PROJECT_ID).
+    fcm_endpoint: str = "https://fcm.googleapis.com/v1/projects/{project_id}/messages:send"
+    fcm_project_id: str | None = None
+    webhook_url: str | None = None
+    # HMAC-SHA256 key of the webhook's signature, at least 32 characters.
+    webhook_secret: str | None = Field(None, min_length=32)
+    # Per rule name, the notification's title and body; "default" for rules not listed.
+    delivery_messages: dict[str, PushMessage] = {
+        "default": PushMessage(
+            title="We miss you", body="It has been {threshold_hours:g} hours. A minute today keeps you going."
+        )
+    }
+    # Nudges read, sent and recorded per transaction (a killed dispatcher re-sends at most these).
+    delivery_batch_size: int = Field(500, gt=0, le=10000)
+    # Requests in flight at once.
+    delivery_concurrency: int = Field(100, gt=0, le=2000)
+    # Sends per second at most (FCM's default quota is 600,000 a minute per project: 10,000/s).
+    delivery_rate_per_second: float = Field(8000, gt=0)
+    # Attempts per message for 429, 5xx and time-outs, waiting base * 2**n (or Retry-After) between.
+    delivery_max_attempts: int = Field(5, ge=1, le=50)
+    delivery_backoff_seconds: float = Field(1.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(30.0, gt=0)
+    # One request's time-out.
+    delivery_timeout_seconds: float = Field(10.0, gt=0)
+    # A nudge older than this when its turn comes is not sent (reason `expired`): no stale push
+    # after a long outage.
+    delivery_max_age_seconds: float = Field(3600, gt=0)
+    # Beat: a deliver_nudges task this often; each drains the feed for at most DELIVERY_PASS_SECONDS.
+    delivery_interval_seconds: float = Field(10, gt=0)
+    delivery_pass_seconds: float = Field(60, gt=0)
+
     # Observability
     # "json": every log line of the worker and beat is one JSON object (with the task id).
     log_format: Literal["text", "json"] = "text"
@@ -168,6 +214,13 @@ class Settings(BaseSettings):
         if self.metrics_port is not None and self.prometheus_multiproc_dir is None:
             raise ValueError("METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR (the folder the worker's processes share)")
         return self
+
+    @field_validator("delivery_messages")
+    @classmethod
+    def _default_message(cls, messages: dict[str, PushMessage]) -> dict[str, PushMessage]:
+        if "default" not in messages:
+            raise ValueError('needs a "default" entry, for the rules it does not name')
+        return messages
 
     @field_validator("nudge_rules")
     @classmethod

@@ -23,6 +23,7 @@ COMMANDS = {
     "import": ("worker.ingest.cli", "bulk-import events from NDJSON or CSV with the service role"),
     "tail": ("worker.feed.cli", "print events as they commit, one JSON object per line"),
     "health": ("worker.health.cli", "check database, migrations, broker, workers and scans; exit 1 if unhealthy"),
+    "deliver": ("worker.delivery.cli", "send nudges to the push provider and record each outcome (--once: one pass)"),
     "metrics": ("worker.metrics.cli", "serve the workers' Prometheus metrics (PROMETHEUS_MULTIPROC_DIR)"),
 }
 

@@ -184,3 +184,24 @@ def forget_user(user_id: str) -> dict[str, Any]:
     summary = retention.forget_user(UUID(user_id))
     logger.info("forget_user %s", summary)
     return summary
+
+
+@app.task(name="deliver_nudges", **RETRY_ON_DATABASE_ERRORS)
+def deliver_nudges(max_seconds: float | None = None) -> dict[str, Any]:
+    """Send every nudge_sent not yet delivered, in commit order, and record each outcome; returns
+    when caught up or after `max_seconds` (default DELIVERY_PASS_SECONDS). On the beat: a pass
+    that overlaps another stands aside (the state row's lock), so duplicates are harmless."""
+    from worker.delivery.dispatcher import deliver
+    from worker.delivery.providers import DeliveryConfigError
+
+    settings = get_settings()
+    try:
+        summary = deliver(max_seconds=max_seconds or settings.delivery_pass_seconds)
+    except DeliveryConfigError as exc:
+        # Retrying cannot help; `python -m worker health` reports the same line.
+        logger.error("deliver_nudges: %s", exc)
+        return {"provider": settings.delivery_provider, "ran": False, "note": str(exc)}
+    logger.info("deliver_nudges %s", summary.log_line())
+    result = summary.as_dict()
+    metrics.record_delivery(result)
+    return result

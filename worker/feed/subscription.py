@@ -408,9 +408,7 @@ class Subscription:
     # -- reading ---------------------------------------------------------------------------------
 
     def _current_snapshot(self, conn: psycopg.Connection) -> Snapshot:
-        row = conn.execute(query("feed_snapshot")).fetchone()
-        assert row is not None
-        return Snapshot.parse(row[0])
+        return current_position(conn).base
 
     def _fetch_page(self) -> tuple[list[FeedEvent], Cursor, bool]:
         """The next page after the cursor: (events, the cursor past them, whether it was full)."""
@@ -421,39 +419,64 @@ class Subscription:
                 self._drop_connection(exc)
 
     def _read(self, conn: psycopg.Connection) -> tuple[list[FeedEvent], Cursor, bool]:
-        cursor = self._cursor
-        base, (after_xid, after_seq) = cursor.base, cursor.after
-        # One round trip: the request's set-up, the page and the commit go out together, and the
-        # rows are read once the pipeline has synced.
-        with conn.pipeline(), request(conn, self._role, self._claims):
-            conn.execute(query("feed_plan_by_index"))
-            result = conn.execute(
-                query("feed_fetch"),
-                {
-                    "target": None if cursor.target is None else str(cursor.target),
-                    "after_xid": str(after_xid),
-                    "after_seq": after_seq,
-                    "base_xip": [str(x) for x in base.xip if x > after_xid],
-                    "range_from": str(max(base.xmax, after_xid + 1)),
-                    "event_types": self._event_types,
-                    "page_size": self._feed.page_size,
-                },
-            )
-        rows = result.fetchall()
-        target = Snapshot.parse(rows[0][0])
-        if target.xmax < base.xmax:
-            raise FeedError(
-                "the cursor is ahead of this database (restored from a dump, or another "
-                "server?); resume from a fresh cursor"
-            )
-        rows = [row[1:] for row in rows if row[1] is not None]
-        full = len(rows) == self._feed.page_size
-        page = []
-        for index, (xid, seq, *event) in enumerate(rows):
-            last_of_interval = not full and index == len(rows) - 1
-            position = Cursor(target) if last_of_interval else Cursor(base, target, (xid, seq))
-            page.append(FeedEvent(position, *event))
-        return page, (page[-1].position if page else Cursor(target)), full
+        return read_page(
+            conn, self._cursor, self._role, self._claims, event_types=self._event_types, page_size=self._feed.page_size
+        )
+
+
+def current_position(conn: psycopg.Connection) -> Cursor:
+    """A cursor at this instant: what follows is what commits from now on."""
+    row = conn.execute(query("feed_snapshot")).fetchone()
+    assert row is not None
+    return Cursor(Snapshot.parse(row[0]))
+
+
+def read_page(
+    conn: psycopg.Connection,
+    cursor: Cursor,
+    role: str,
+    claims: dict[str, Any],
+    *,
+    event_types: Sequence[str] | None,
+    page_size: int,
+) -> tuple[list[FeedEvent], Cursor, bool]:
+    """One read after `cursor`: (events, the cursor past them, whether the page was full).
+
+    In a transaction of its own on an idle connection, or inside the caller's open one (as a
+    savepoint: the dispatcher reads, sends and moves its cursor in one transaction).
+    """
+    base, (after_xid, after_seq) = cursor.base, cursor.after
+    # One round trip: the request's set-up, the page and the commit go out together, and the
+    # rows are read once the pipeline has synced.
+    with conn.pipeline(), request(conn, role, claims):
+        conn.execute(query("feed_plan_by_index"))
+        result = conn.execute(
+            query("feed_fetch"),
+            {
+                "target": None if cursor.target is None else str(cursor.target),
+                "after_xid": str(after_xid),
+                "after_seq": after_seq,
+                "base_xip": [str(x) for x in base.xip if x > after_xid],
+                "range_from": str(max(base.xmax, after_xid + 1)),
+                "event_types": list(event_types) if event_types else None,
+                "page_size": page_size,
+            },
+        )
+    rows = result.fetchall()
+    target = Snapshot.parse(rows[0][0])
+    if target.xmax < base.xmax:
+        raise FeedError(
+            "the cursor is ahead of this database (restored from a dump, or another "
+            "server?); resume from a fresh cursor"
+        )
+    rows = [row[1:] for row in rows if row[1] is not None]
+    full = len(rows) == page_size
+    page = []
+    for index, (xid, seq, *event) in enumerate(rows):
+        last_of_interval = not full and index == len(rows) - 1
+        position = Cursor(target) if last_of_interval else Cursor(base, target, (xid, seq))
+        page.append(FeedEvent(position, *event))
+    return page, (page[-1].position if page else Cursor(target)), full
 
 
 def _first_line(exc: Exception) -> str:

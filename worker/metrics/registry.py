@@ -49,6 +49,16 @@ FEED_LAG = Histogram(
     "(the feed's lag for live writers, which stamp events when they occur).",
     buckets=LAG_BUCKETS,
 )
+DELIVERED = Counter("engagement_nudges_delivered", "Nudges the push provider accepted.", ["provider"])
+DELIVERY_FAILED = Counter(
+    "engagement_nudges_delivery_failed", "Nudges recorded as not delivered, by reason.", ["provider", "reason"]
+)
+TOKENS_REMOVED = Counter("engagement_device_tokens_removed", "Device tokens the provider called dead.", ["provider"])
+DELIVERY_LAG = Gauge(
+    "engagement_delivery_lag_seconds",
+    "How long the dispatcher has been behind the feed at its latest pass (0: caught up).",
+    multiprocess_mode="mostrecent",
+)
 TASKS_SUCCEEDED = Counter("engagement_task_successes", "Tasks that returned.", ["task"])
 TASK_FAILURES = Counter("engagement_task_failures", "Tasks that raised (after any retries).", ["task", "exception"])
 TASK_RETRIES = Counter(
@@ -80,6 +90,19 @@ def record_import(summary: dict[str, Any]) -> None:
     IMPORTED.labels("inserted").inc(summary["inserted"])
     IMPORTED.labels("duplicate").inc(summary["duplicates"])
     IMPORTED.labels("rejected").inc(summary["rejected"])
+
+
+def record_delivery(summary: dict[str, Any]) -> None:
+    """Count one dispatcher pass from the summary dict the deliver_nudges task returns."""
+    provider = summary["provider"]
+    if not summary["ran"] and not summary["batches"]:
+        return
+    DELIVERED.labels(provider).inc(summary["delivered"])
+    for reason, count in summary["failed"].items():
+        DELIVERY_FAILED.labels(provider, reason).inc(count)
+    TOKENS_REMOVED.labels(provider).inc(summary["tokens_removed"])
+    if summary["lag_seconds"] is not None:
+        DELIVERY_LAG.set(summary["lag_seconds"])
 
 
 def record_feed_delivery(timestamp: datetime, now: datetime | None = None) -> None:
