@@ -77,7 +77,8 @@ class PassSummary:
         return (
             f"provider={self.provider} ran={self.ran} batches={self.batches} read={self.read} "
             f"delivered={self.delivered} failed={failed} deferred={self.deferred} "
-            f"tokens_removed={self.tokens_removed} caught_up={self.caught_up}" + (f" note={self.note}" if self.note else "")
+            f"tokens_removed={self.tokens_removed} caught_up={self.caught_up}"
+            + (f" note={self.note}" if self.note else "")
         )
 
 
@@ -240,7 +241,11 @@ class Dispatcher:
             why = f"{last.code}: {last.detail}" if last.detail else last.code
             return Decision(event, None, removed, pause=max(s.pause for s in sent), why=why)
         last = sent[-1].answer
-        reason = "unregistered" if len(removed) == len(sent) else ("retries_exhausted" if last.kind == "retry" else "refused")
+        reason = (
+            "unregistered"
+            if len(removed) == len(sent)
+            else ("retries_exhausted" if last.kind == "retry" else "refused")
+        )
         value = _failed(base, reason, attempts=attempts, code=last.code, error=last.detail[:500])
         return Decision(event, ("nudge_failed", {**value, "tokens_removed": len(removed)}), removed)
 
@@ -266,7 +271,7 @@ class Dispatcher:
                 return Sent(answer, attempt, token=message.token)
             first_failure = first_failure if first_failure is not None else time.monotonic()
             wait = min(settings.delivery_backoff_max_seconds, settings.delivery_backoff_seconds * 2 ** (attempt - 1))
-            wait *= random.uniform(0.8, 1.0)  # noqa: S311 (jitter, not security)
+            wait *= random.uniform(0.8, 1.0)  # jitter: retries of one batch do not arrive together
             if answer.retry_after is not None:
                 wait = max(wait, answer.retry_after)
             if wait > settings.delivery_backoff_max_seconds:
@@ -343,6 +348,24 @@ async def _done(event: FeedEvent, value: dict[str, Any]) -> Decision:
 
 def _lag(caught_up_at: datetime | None, now: datetime) -> float | None:
     return None if caught_up_at is None else max(0.0, (now - caught_up_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class State:
+    started: bool
+    provider: str | None
+    last_pass_at: datetime | None
+    caught_up_at: datetime | None
+    paused_until: datetime | None
+    pause_reason: str | None
+
+
+def read_state(conn: psycopg.Connection) -> State:
+    """The dispatcher's state row as health reports it (no lock; the caller's transaction)."""
+    act_as_service_role(conn)
+    row = conn.execute(query("delivery_read_state")).fetchone()
+    assert row is not None, "nudge_delivery_state has its one row from the migration"
+    return State(*row)
 
 
 _dispatchers: dict[str, Dispatcher] = {}

@@ -57,7 +57,9 @@ class WebhookProvider:
     def from_settings(cls, settings: Settings) -> WebhookProvider:
         if not settings.webhook_url or not settings.webhook_secret:
             raise DeliveryConfigError("DELIVERY_PROVIDER=webhook needs WEBHOOK_URL and WEBHOOK_SECRET")
-        return cls(http_url("WEBHOOK_URL", settings.webhook_url), settings.webhook_secret, settings.delivery_timeout_seconds)
+        return cls(
+            http_url("WEBHOOK_URL", settings.webhook_url), settings.webhook_secret, settings.delivery_timeout_seconds
+        )
 
     async def start(self, session: aiohttp.ClientSession) -> None:
         self._session = session

@@ -13,4 +13,15 @@ from worker.feed.subscription import (
     read_page,
 )
 
-__all__ = ["BEGINNING", "CHANNEL", "Cursor", "Feed", "FeedError", "FeedEvent", "Snapshot", "Subscription", "current_position", "read_page"]
+__all__ = [
+    "BEGINNING",
+    "CHANNEL",
+    "Cursor",
+    "Feed",
+    "FeedError",
+    "FeedEvent",
+    "Snapshot",
+    "Subscription",
+    "current_position",
+    "read_page",
+]

@@ -116,6 +116,34 @@ def scans(conn: psycopg.Connection, settings: Settings, now: datetime) -> list[C
     return checks
 
 
+def delivery(conn: psycopg.Connection, settings: Settings, now: datetime) -> Check:
+    """The push provider's settings work, and the dispatcher caught up recently (not paused for long)."""
+    from worker.delivery.dispatcher import read_state
+    from worker.delivery.providers import DeliveryConfigError, make_provider
+
+    provider = settings.delivery_provider
+    if provider == "none":
+        return Check("delivery", True, "provider none: nudges are not pushed (the app reads them over Realtime)")
+    try:
+        make_provider(settings)
+    except DeliveryConfigError as exc:
+        return Check("delivery", False, str(exc), {"provider": provider})
+    with conn.transaction():
+        state = read_state(conn)
+    data: dict[str, Any] = {"provider": provider, "caught_up_at": None, "lag_seconds": None}
+    if state.caught_up_at is None:
+        return Check("delivery", False, f"{provider}: no pass yet (is deliver_nudges on the beat?)", data)
+    lag = now - state.caught_up_at
+    data.update(caught_up_at=state.caught_up_at.isoformat(), lag_seconds=round(lag.total_seconds(), 1))
+    limit = timedelta(seconds=OVERDUE_FACTOR * (settings.delivery_interval_seconds + settings.delivery_pass_seconds))
+    detail = f"{provider}: caught up {_ago(lag)} ago"
+    if state.paused_until is not None and state.paused_until > now:
+        detail += f"; paused until {state.paused_until:%H:%M:%S} UTC: {state.pause_reason}"
+    if lag > limit:
+        detail += f"; behind: expected to catch up every {_ago(limit)}"
+    return Check("delivery", lag <= limit, detail, data)
+
+
 def database_checks(url: str, settings: Settings, now: datetime, timeout: float) -> list[Check]:
     try:
         conn = connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
@@ -130,6 +158,10 @@ def database_checks(url: str, settings: Settings, now: datetime, timeout: float)
             checks += scans(conn, settings, now)
         except psycopg.Error as exc:
             checks.append(Check("scans", False, f"cannot read the scan state: {_first_line(exc)}"))
+        try:
+            checks.append(delivery(conn, settings, now))
+        except psycopg.Error as exc:
+            checks.append(Check("delivery", False, f"cannot read the dispatcher's state: {_first_line(exc)}"))
         return checks
 
 

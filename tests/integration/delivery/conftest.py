@@ -74,9 +74,7 @@ def add_user(conn: psycopg.Connection, *tokens: str, opt_out: bool = False) -> u
         (datetime.now(UTC) - timedelta(days=7), json.dumps(meta)),
     ).fetchone()[0]
     for token in tokens:
-        conn.execute(
-            "insert into device_tokens (user_id, token, platform) values (%s, %s, 'android')", (user, token)
-        )
+        conn.execute("insert into device_tokens (user_id, token, platform) values (%s, %s, 'android')", (user, token))
     return user
 
 

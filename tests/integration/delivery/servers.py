@@ -26,7 +26,6 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-
 PROJECT = "demo-project"
 # google-auth signs the assertion for Google's token endpoint whatever the key's token_uri says
 # (google/oauth2/service_account.py), so that is the audience a token endpoint sees.
@@ -42,7 +41,9 @@ def fcm_error(status: int, code: str, message: str = "", bad_request: bool = Fal
         if bad_request
         else {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
     )
-    body = {"error": {"code": status, "message": message or code, "status": names.get(status, code), "details": [detail]}}
+    body = {
+        "error": {"code": status, "message": message or code, "status": names.get(status, code), "details": [detail]}
+    }
     return status, body, {}
 
 

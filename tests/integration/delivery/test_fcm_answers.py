@@ -86,7 +86,12 @@ def test_attempts_run_out_while_the_provider_takes_others_the_nudge_fails_with_t
 
     recorded = outcomes(admin)
     [(kind, value)] = recorded[bad]
-    assert (kind, value["reason"], value["code"], value["attempts"]) == ("nudge_failed", "retries_exhausted", "INTERNAL", 3)
+    assert (kind, value["reason"], value["code"], value["attempts"]) == (
+        "nudge_failed",
+        "retries_exhausted",
+        "INTERNAL",
+        3,
+    )
     assert recorded[good][0][0] == "nudge_delivered"
     assert summary.caught_up and summary.deferred == 0
 
@@ -124,7 +129,10 @@ def test_an_invalid_token_is_removed_but_a_refused_payload_keeps_the_token(
     dispatcher = start()
     invalid = add_nudge(admin, add_user(admin, "tok-invalid"))
     payload = add_nudge(admin, add_user(admin, "tok-payload"))
-    fcm_env.script("tok-invalid", fcm_error(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"))
+    fcm_env.script(
+        "tok-invalid",
+        fcm_error(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"),
+    )
     fcm_env.script("tok-payload", fcm_error(400, "INVALID_ARGUMENT", "Invalid value", bad_request=True))
 
     dispatcher.run()
@@ -133,7 +141,12 @@ def test_an_invalid_token_is_removed_but_a_refused_payload_keeps_the_token(
     recorded = outcomes(admin)
     assert recorded[invalid][0][1]["reason"] == "unregistered"
     kind, value = recorded[payload][0]
-    assert (kind, value["reason"], value["code"], value["attempts"]) == ("nudge_failed", "refused", "INVALID_ARGUMENT", 1)
+    assert (kind, value["reason"], value["code"], value["attempts"]) == (
+        "nudge_failed",
+        "refused",
+        "INVALID_ARGUMENT",
+        1,
+    )
 
 
 def test_no_token_and_opted_out_since_the_decision_are_not_sent_with_the_reason(
@@ -145,7 +158,7 @@ def test_no_token_and_opted_out_since_the_decision_are_not_sent_with_the_reason(
     opted_out = add_nudge(admin, changed_mind)
     # After the scan decided: the user opts out in the app.
     admin.execute(
-        "update auth.users set raw_user_meta_data = '{\"nudges_opt_out\": \"true\"}' where id = %s", (changed_mind,)
+        'update auth.users set raw_user_meta_data = \'{"nudges_opt_out": "true"}\' where id = %s', (changed_mind,)
     )
     still_in = add_nudge(admin, add_user(admin, "tok-in"))
 

@@ -99,7 +99,9 @@ def test_bad_settings_are_one_line_at_start_up(
 def test_a_key_file_that_is_not_a_service_account_is_one_line(settings_env: str, fcm: FcmStub, tmp_path: Path) -> None:
     bad = tmp_path / "user-credentials.json"
     bad.write_text(json.dumps({"type": "authorized_user"}))
-    result = deliver_cli({**fcm_settings(fcm), "DATABASE_URL": settings_env, "FCM_CREDENTIALS_FILE": str(bad)}, "--once")
+    result = deliver_cli(
+        {**fcm_settings(fcm), "DATABASE_URL": settings_env, "FCM_CREDENTIALS_FILE": str(bad)}, "--once"
+    )
     assert result.returncode == 2 and "is not a service account key" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

@@ -13,7 +13,9 @@ from psycopg import errors
 from events_schema.postgrest import claims_for, request
 
 
-def as_request(conn: psycopg.Connection, role: str, user: uuid.UUID | None, sql: str, params: Any = None) -> list[tuple]:
+def as_request(
+    conn: psycopg.Connection, role: str, user: uuid.UUID | None, sql: str, params: Any = None
+) -> list[tuple]:
     with request(conn, role, claims_for(role, user)):
         cur = conn.execute(sql, params)
         return cur.fetchall() if cur.description else []
@@ -44,7 +46,9 @@ def test_a_user_registers_a_token_for_themselves_and_reads_only_their_own(
     assert rows == [("alice-phone",), ("alice-tablet",)]
 
 
-def test_the_token_defaults_to_the_callers_own_user(api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]) -> None:
+def test_the_token_defaults_to_the_callers_own_user(
+    api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
     alice, _ = users
     sql = "insert into public.device_tokens (token, platform) values ('alice-watch', 'android') returning user_id"
     assert as_request(api, "authenticated", alice, sql) == [(alice,)]
@@ -58,7 +62,9 @@ def test_a_user_cannot_register_a_token_for_someone_else(
         as_request(api, "authenticated", alice, REGISTER, (bob, "planted", "ios"))
 
 
-def test_a_user_refreshes_and_removes_only_their_own(api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]) -> None:
+def test_a_user_refreshes_and_removes_only_their_own(
+    api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
     alice, bob = users
     refresh = "update public.device_tokens set last_seen_at = now(), platform = 'web' returning token"
     assert as_request(api, "authenticated", alice, refresh) == [("alice-phone",)]
@@ -71,7 +77,9 @@ def test_a_user_refreshes_and_removes_only_their_own(api: psycopg.Connection, us
         as_request(api, "authenticated", bob, "update public.device_tokens set user_id = %s", (alice,))
 
 
-def test_a_platform_outside_android_ios_web_is_refused(api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]) -> None:
+def test_a_platform_outside_android_ios_web_is_refused(
+    api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
     alice, _ = users
     with pytest.raises(errors.CheckViolation):
         as_request(api, "authenticated", alice, REGISTER, (alice, "alice-tv", "tvos"))
@@ -91,7 +99,9 @@ def test_anon_can_do_nothing_with_tokens(api: psycopg.Connection, users: tuple[u
         as_request(api, "anon", None, sql)
 
 
-def test_the_service_role_reads_and_removes_every_token(api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]) -> None:
+def test_the_service_role_reads_and_removes_every_token(
+    api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
     rows = as_request(api, "service_role", None, "select token from public.device_tokens order by token")
     assert rows == [("alice-phone",), ("bob-phone",)]
     assert len(as_request(api, "service_role", None, "delete from public.device_tokens returning token")) == 2
@@ -102,7 +112,9 @@ def test_only_the_engine_touches_the_delivery_state(
     api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID], role: str
 ) -> None:
     with pytest.raises(errors.InsufficientPrivilege):
-        as_request(api, role, users[0] if role == "authenticated" else None, "select * from public.nudge_delivery_state")
+        as_request(
+            api, role, users[0] if role == "authenticated" else None, "select * from public.nudge_delivery_state"
+        )
 
 
 def test_users_cannot_write_delivery_outcomes(api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]) -> None:
