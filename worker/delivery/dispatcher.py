@@ -153,10 +153,12 @@ class Dispatcher:
             if row is None:
                 summary.ran, summary.note = summary.batches > 0, "another dispatcher is sending"
                 return IDLE_POLL_SECONDS * 10
-            cursor_text, paused_until, pause_reason, caught_up_at = row
+            cursor_text: str | None = row[0]
+            paused_until: datetime | None = row[1]
+            caught_up_at: datetime | None = row[3]
             started = now()
             if paused_until is not None and paused_until > started:
-                summary.note = f"paused until {paused_until:%H:%M:%S} UTC: {pause_reason}"
+                summary.note = f"paused until {paused_until:%H:%M:%S} UTC: {row[2]}"
                 return (paused_until - started).total_seconds()
             if cursor_text is None:
                 # The first pass with a provider starts from now: no backlog of old nudges.
