@@ -86,7 +86,9 @@ async def baseline(base: str, count: int, concurrency: int) -> float:
     slots = asyncio.Semaphore(concurrency)
 
     async def one(session: aiohttp.ClientSession, i: int) -> None:
-        body = {"message": {"token": f"t{i}", "notification": {"title": "t", "body": "b"}, "data": {"nudge_id": f"b{i}"}}}
+        body = {
+            "message": {"token": f"t{i}", "notification": {"title": "t", "body": "b"}, "data": {"nudge_id": f"b{i}"}}
+        }
         async with slots, session.post(url, json=body, headers={"Authorization": "Bearer x"}) as response:
             await response.read()
 
@@ -103,7 +105,9 @@ def add_users(url: str, count: int) -> None:
             " from generate_series(1, %s)",
             (count,),
         )
-        conn.execute("insert into device_tokens (user_id, token, platform) select id, 'tok-' || id, 'android' from auth.users")
+        conn.execute(
+            "insert into device_tokens (user_id, token, platform) select id, 'tok-' || id, 'android' from auth.users"
+        )
         conn.execute("analyze")
 
 
@@ -206,7 +210,9 @@ def main() -> int:
 def latency(url: str, env: dict[str, str], base: str, rate: float, seconds: float) -> dict[str, Any]:
     """Commit-to-provider latency with the long-running consumer, and its peak memory."""
     with tempfile.TemporaryFile() as err:
-        consumer = subprocess.Popen([sys.executable, "-m", "worker", "deliver"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+        consumer = subprocess.Popen(
+            [sys.executable, "-m", "worker", "deliver"], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
         time.sleep(2)  # started, its first pass done
         committed: dict[str, float] = {}
         tick, per_tick = 0.1, max(1, round(rate / 10))
@@ -246,7 +252,9 @@ def report(f: dict[str, Any]) -> None:
         ("  its `deliver --once` peak memory (MB)", f"{f['wave_peak_mb']:.0f}"),
         (
             f"commit-to-provider at {f['latency_rate_per_s']:,.0f}/s: p50 / p95 / p99 / max (ms)",
-            " / ".join(f"{f[k] * 1000:.0f}" for k in ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s")),
+            " / ".join(
+                f"{f[k] * 1000:.0f}" for k in ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s")
+            ),
         ),
         ("  missing / sent twice", f"{f['latency_missing']} / {f['latency_repeated']}"),
         ("  consumer's peak memory (MB)", f"{f['consumer_peak_mb']:.0f}"),
