@@ -5,6 +5,7 @@ database of --users users with --events-per-user events each (or reuses one, --r
 measures on that same data: the GROUP BY baseline and the full scan deciding only; the full scan
 writing every due nudge against plain COPY of those rows; a simulated day of beats; import against
 plain COPY (bench/import_throughput.py, on a database of its own); inserts against a bare table;
+the Realtime broadcast trigger's cost to writers (bench/broadcast.py);
 the full scan's peak memory. It prints one table (ratios are within the run) and writes --json
 and --png. `python -m bench compare A.json B.json` prints B / A for every figure;
 `python -m bench render RUN.json [--readme] [--png FILE.png]` prints a run's table again and
@@ -24,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from bench import data, inserts, report, scans
+from bench import broadcast, data, inserts, report, scans
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,6 +89,7 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
                 ),
             ),
             ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches)),
+            ("broadcast", lambda: broadcast.measure_broadcast(url, args.single_rows, args.insert_batches)),
         ):
             start = time.perf_counter()
             result.update(measure())

@@ -91,12 +91,13 @@ begin
 end;
 $$;
 
-alter table realtime.messages owner to supabase_realtime_admin;
-alter function realtime.topic() owner to supabase_realtime_admin;
-
 grant usage on schema realtime to anon, authenticated, service_role, supabase_realtime_admin;
 grant usage on schema realtime to current_user;
 grant create on schema realtime to supabase_realtime_admin;
+-- A new owner needs CREATE on the schema (granted just above) unless a superuser runs this.
+alter table realtime.messages owner to supabase_realtime_admin;
+alter function realtime.topic() owner to supabase_realtime_admin;
+
 grant all on all tables in schema realtime to supabase_realtime_admin;
 grant all on all functions in schema realtime to supabase_realtime_admin;
 grant select, insert, update on realtime.messages to anon, authenticated, service_role;

@@ -40,7 +40,7 @@ begin
          jsonb_build_object('id', m.id, 'count', m.n, 'truncated', m.n > 20, 'events', m.events),
          true, m.at, m.at
   from (
-    select public.uuid_time_ordered() as id, r.user_id, count(*) as n,
+    select gen_random_uuid() as id, r.user_id, count(*) as n,
            case when bool_and(r.event_type = 'nudge_sent') then 'nudge' else 'events' end as event,
            jsonb_agg(jsonb_build_object('id', r.id, 'timestamp', r."timestamp",
                                         'event_type', r.event_type, 'value', r.value)

@@ -78,6 +78,8 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
     for case in ("batch", "new_users"):
         assert min(a[f"insert_{case}{side}_per_s"] for side in ("_same_table", "_no_triggers")) > 0
     assert a["copy_nudges_in_table_per_s"] > 0
+    for case in ("single_1user", "single_1000users", "batch_1user", "batch_1000users"):
+        assert min(a[f"broadcast_{case}_{side}_per_s"] for side in ("on", "off")) > 0
     # Same data, engine state reset: the same nudges, at the full scan and over the day.
     assert (b["nudged"], b["due"], b["day_nudged"]) == (a["nudged"], a["due"], a["day_nudged"])
     assert [x["nudged"] for x in b["day_beats"]] == [x["nudged"] for x in a["day_beats"]]
