@@ -1,8 +1,10 @@
 """A real PgBouncer (the Debian package `pgbouncer`) in front of the test server, started by the
 test: its own ini and userlist in a temporary folder, a free loopback port, trust auth.
 
-PgBouncer refuses to run as root, so as root it runs as an unprivileged system user. Where the
-binary is missing, the tests that need it fail, loudly (never skip): `.ci/run` installs it.
+PgBouncer refuses to run as root, so as root it runs as an unprivileged system user. The binary is
+PGBOUNCER, else `pgbouncer` on PATH or /usr/sbin/pgbouncer; scripts/test installs it where it can
+(scripts/install-pgbouncer). Where it is missing, the pooler tests are not run and the run fails
+with one line saying why and how to install it (conftest.py beside this file).
 """
 
 from __future__ import annotations
@@ -41,16 +43,30 @@ logfile = {folder}/pgbouncer.log
 """
 
 
-def pgbouncer_binary() -> str:
-    found = shutil.which("pgbouncer") or next(
+def find_pgbouncer() -> str | None:
+    """PGBOUNCER when set (then only it), else `pgbouncer` on PATH or in the Debian package's place."""
+    configured = os.environ.get("PGBOUNCER")
+    if configured:
+        return configured if os.path.isfile(configured) and os.access(configured, os.X_OK) else None
+    return shutil.which("pgbouncer") or next(
         (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
     )
+
+
+def missing_pgbouncer() -> str:
+    """Why no PgBouncer was found, and what to do: one line."""
+    configured = os.environ.get("PGBOUNCER")
+    where = f"PGBOUNCER={configured} is not an executable" if configured else "not on PATH nor in /usr/sbin"
+    return (
+        f"PgBouncer is missing ({where}): run scripts/install-pgbouncer as root (apt-get install pgbouncer), "
+        "install the pgbouncer package, or set PGBOUNCER=/path/to/pgbouncer"
+    )
+
+
+def pgbouncer_binary() -> str:
+    found = find_pgbouncer()
     if found is None:
-        pytest.fail(
-            "PgBouncer is not installed (Debian package `pgbouncer`: apt-get install -y pgbouncer; "
-            ".ci/run installs it): the pooler tests cannot run",
-            pytrace=False,
-        )
+        pytest.fail(f"{missing_pgbouncer()}: the pooler tests cannot run", pytrace=False)
     return found
 
 
