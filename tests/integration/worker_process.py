@@ -102,7 +102,7 @@ def running_worker(
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait()
+                process.wait(timeout=30)
             if log_to is not None:
                 log_to.append(_read(log))
 

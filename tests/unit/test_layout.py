@@ -157,3 +157,59 @@ def test_a_private_name_from_another_package_is_found() -> None:
         "worker.scan.leases._lease",
         "worker.scan.scanner._own",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Every wait in a test has a timeout: on a loaded machine a test fails, it does not hang.
+
+# Calls that block until something else happens: with neither an argument nor `timeout=` they
+# can wait forever (`str.join` and `dict.get` always take an argument, so they are not caught).
+BLOCKING = {"join", "wait", "communicate", "get", "result", "acquire"}
+SUBPROCESS = {"run", "call", "check_call", "check_output"}
+
+
+def waits_without_timeout(source: str) -> list[str]:
+    """`line: call` for each blocking call in `source` that has no timeout."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        keywords = {keyword.arg for keyword in node.keywords}
+        if "timeout" in keywords:
+            continue
+        name = node.func.attr
+        on_subprocess = isinstance(node.func.value, ast.Name) and node.func.value.id == "subprocess"
+        if (name in BLOCKING and not node.args and not keywords) or (on_subprocess and name in SUBPROCESS):
+            found.append(f"{node.lineno}: {ast.unparse(node.func)}()")
+    return found
+
+
+def test_every_wait_in_the_tests_has_a_timeout() -> None:
+    found = {
+        path.relative_to(ROOT).as_posix(): waits
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if (waits := waits_without_timeout(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_a_wait_without_a_timeout_is_found() -> None:
+    source = (
+        "thread.join()\n"
+        "thread.join(5)\n"
+        "', '.join(names)\n"
+        "process.wait(timeout=10)\n"
+        "event.wait()\n"
+        "process.communicate()\n"
+        "subprocess.run(['ls'], check=True)\n"
+        "subprocess.run(['ls'], timeout=30)\n"
+        "queue.get()\n"
+        "queue.get(timeout=1)\n"
+    )
+    assert waits_without_timeout(source) == [
+        "1: thread.join()",
+        "5: event.wait()",
+        "6: process.communicate()",
+        "7: subprocess.run()",
+        "9: queue.get()",
+    ]

@@ -72,7 +72,6 @@ def _enqueue(
 ) -> ImportSummary:
     """Send chunks to `import_events` and add up their summaries, a few batches in flight."""
     from worker.app import app
-    from worker.tasks import import_events
 
     # A broker that is down: one line now, not a traceback after the publisher's retries.
     try:
@@ -115,13 +114,15 @@ def _enqueue(
             in_flight.append(
                 (
                     chunk[0].position,
-                    import_events.apply_async(
+                    # By name, as any client sends it: the command does not import the task registry.
+                    app.send_task(
+                        "import_events",
                         kwargs={
                             "batch": [row.parsed for row in parsed],
                             "batch_id": batch_id,
                             "positions": [row.position for row in parsed],
                             "unparsed": unparsed,
-                        }
+                        },
                     ),
                 )
             )

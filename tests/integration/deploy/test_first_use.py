@@ -52,12 +52,11 @@ def cli(
     ids=" ".join,
 )
 def test_every_command_with_the_database_down_is_one_line(argv: tuple[str, ...]) -> None:
-    started = time.monotonic()
+    # A command that retries instead of failing runs into cli()'s timeout (about hanging, not speed).
     result = cli(*argv, env={"DATABASE_URL": DOWN, "WORKER_DATABASE_URL": DOWN})
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # import adds what to do next
     assert result.stderr.startswith("error:") and "port 1" in result.stderr
-    assert time.monotonic() - started < 20
 
 
 def test_scan_piped_into_head_ends_quietly(admin: psycopg.Connection, db_url: str) -> None:

@@ -39,8 +39,7 @@ def late_port(upstream: tuple[str, int], opened: threading.Event) -> Iterator[in
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 
     def serve() -> None:
-        opened.wait()
-        if stop.is_set():
+        if not opened.wait(timeout=120) or stop.is_set():
             return
         listener.bind(("127.0.0.1", port))
         listener.listen()

@@ -43,7 +43,7 @@ def state_dir() -> Iterator[Path]:
 def _process_uid(pid: int) -> int:
     if Path("/proc/self").exists():
         return Path(f"/proc/{pid}").stat().st_uid
-    ps = subprocess.run(["ps", "-o", "uid=", "-p", str(pid)], capture_output=True, text=True, check=True)
+    ps = subprocess.run(["ps", "-o", "uid=", "-p", str(pid)], capture_output=True, text=True, check=True, timeout=30)
     return int(ps.stdout)
 
 
@@ -147,7 +147,7 @@ def test_watchdog_stops_servers_when_launcher_is_killed(state_dir: Path) -> None
         pids = (*_pids(state_dir), int((state_dir / "watchdog.pid").read_text()))
     finally:
         launcher.kill()
-        launcher.wait()
+        launcher.wait(timeout=30)
 
     deadline = time.monotonic() + 15
     while any(embedded_runtime.command_line(pid) is not None for pid in pids) and time.monotonic() < deadline:

@@ -87,7 +87,7 @@ def _resume(db_url: str, since: str, expected: int) -> list[str]:
     assert status == 0, stderr
     extra = []
     while not tail.lines.empty():
-        extra.append(json.loads(tail.lines.get())["id"])
+        extra.append(json.loads(tail.lines.get_nowait())["id"])
     return ids + extra
 
 

@@ -21,6 +21,7 @@ from tests.integration.ingest.import_helpers import (
     stored_ids,
     write_ndjson,
 )
+from tests.waiting import join
 from worker.ingest.importer import import_batch
 from worker.ingest.rows import derive_event_id
 from worker.tasks import import_events
@@ -153,8 +154,7 @@ def test_batch_delivered_twice_at_the_same_time_is_written_once(admin: psycopg.C
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join(*threads)
     assert sum(r.inserted for r in results) == 2000
     assert sum(r.duplicates for r in results) == 2000
     assert admin.execute("select count(*) from engagement_events").fetchone()[0] == 2000

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from events_schema.db import connect
 from tests.integration.ingest.import_helpers import add_users, event, import_cli, quarantined, stored_ids
 from tests.integration.ingest.rpc_helpers import body_of, call
+from tests.waiting import join
 from worker.ingest.rows import derive_event_id
 from worker.ingest.sources import batch_content_id
 from worker.tasks import import_events
@@ -115,7 +116,7 @@ def test_two_calls_of_one_batch_at_once_land_it_once(
             ).fetchone() != ("Lock",):
                 assert time.monotonic() < deadline, "the second call never waited on the first"
                 time.sleep(0.02)
-        second.join(30)
+        join(second)
     assert (results["first"]["inserted"], results["first"]["rejected"]) == (50, 1)
     assert (results["second"]["inserted"], results["second"]["duplicates"], results["second"]["rejected"]) == (0, 50, 1)
     assert len(stored_ids(admin)) == 50

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,7 +105,7 @@ def test_cli_enqueue_without_a_worker_times_out_with_advice(
     [user] = add_users(admin)
     path = tmp_path / "events.ndjson"
     path.write_text(json.dumps({"user_id": str(user), "event_type": "app_open"}) + "\n")
-    started = time.monotonic()
+    # The TimeoutError in the message is --timeout at work; import_cli's own timeout bounds a hang.
     result = import_cli(
         [str(path), "--enqueue", "--timeout", "2", "--batch-id", "lonely"],
         db_url,
@@ -114,7 +113,6 @@ def test_cli_enqueue_without_a_worker_times_out_with_advice(
         CELERY_QUEUE=queue,
     )
     assert result.returncode == 1
-    assert time.monotonic() - started < 30
     assert result.stderr.splitlines() == [
         "error: the batch from line 1 did not complete: TimeoutError: The operation timed out.",
         "Chunks already written stay written; re-running with --batch-id lonely inserts each row once.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -77,8 +78,10 @@ def test_a_scrape_after_scans_and_imports_in_prefork_children_has_their_exact_nu
     # A fresh pool child per task: the numbers of children that are gone must still count.
     worker = start_worker(env, queue, concurrency=2, extra=["--max-tasks-per-child=1"])
     try:
+        before_scans = time.monotonic()
         for as_of in (AS_OF, LATER):
             sender.send_task("scan_inactive", kwargs={"as_of": as_of}, queue=queue).get(timeout=60)
+        scans_window = time.monotonic() - before_scans
         batches = [
             [event(users[0]), event(users[1]), {"user_id": str(users[0]), "event_type": "nudge_sent"}],
             [event(users[1])],
@@ -109,7 +112,8 @@ def test_a_scrape_after_scans_and_imports_in_prefork_children_has_their_exact_nu
     assert value(samples, "engagement_scan_skips_total", reason="already_nudged", **rule) == 0
     assert value(samples, "engagement_scan_last_users_due", **rule) == 0
     assert value(samples, "engagement_scan_duration_seconds_count") == 2
-    assert 0 < value(samples, "engagement_scan_duration_seconds_sum") < 60
+    # In seconds, and spent inside the window the two scans ran in (however loaded the machine).
+    assert 0 < value(samples, "engagement_scan_duration_seconds_sum") <= scans_window
     assert value(samples, "engagement_import_rows_total", outcome="inserted") == 3
     assert value(samples, "engagement_import_rows_total", outcome="duplicate") == 1
     assert value(samples, "engagement_import_rows_total", outcome="rejected") == 1
@@ -124,6 +128,7 @@ def test_the_metrics_command_serves_the_folder_and_counts_feed_lag_from_tail(
     folder, port = tmp_path / "metrics", free_port()
     folder.mkdir()
     env = celery_env("unused", DATABASE_URL=db_url, PROMETHEUS_MULTIPROC_DIR=str(folder))
+    before_insert = time.monotonic()
     admin.execute("insert into engagement_events (user_id, event_type) values (%s, 'app_open')", (user,))
     out = tmp_path / "tail.out"
     with out.open("w") as stdout:
@@ -144,14 +149,16 @@ def test_the_metrics_command_serves_the_folder_and_counts_feed_lag_from_tail(
         wait_until(lambda: out.read_text().count("\n") == 1, 30, "the tail printed nothing", process=tail)
         assert json.loads(out.read_text())["user_id"] == str(user)
         wait_until(lambda: listening(port), 30, "the exporter does not listen", process=exporter)
-        wait_until(lambda: value(scrape(port), "engagement_feed_lag_seconds_count") == 1, 10, "no feed lag counted")
+        wait_until(lambda: value(scrape(port), "engagement_feed_lag_seconds_count") == 1, 60, "no feed lag counted")
         samples = scrape(port)
+        since_insert = time.monotonic() - before_insert
     finally:
         for process in (tail, exporter):
             process.terminate()
             process.wait(timeout=20)
-    # The event was stamped when it was written, and reached the tail within seconds.
-    assert 0 <= value(samples, "engagement_feed_lag_seconds_sum") < 5
+    # The lag runs from the event's stamp (taken when it was written) to its delivery: in seconds,
+    # and inside the span from just before the insert to the scrape, however loaded the machine.
+    assert 0 <= value(samples, "engagement_feed_lag_seconds_sum") <= since_insert
 
 
 def test_log_format_json_makes_every_worker_line_one_object_with_the_task_id(

@@ -131,7 +131,7 @@ def running_pgbouncer(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from events_schema.settings import get_settings
 from tests.integration.scan.scan_helpers import add_event, add_user, at, nudges, scan_at
+from tests.waiting import join
 from worker.database import dispose_engines
 from worker.scan.scanner import run_scan
 
@@ -252,7 +253,7 @@ def test_eight_concurrent_scans_nudge_each_due_user_once(admin: psycopg.Connecti
 
     def scan() -> None:
         try:
-            barrier.wait()
+            barrier.wait(timeout=60)
             run_scan(as_of, lock=lock, full=True)
         except BaseException as exc:  # surfaced below: a thread's failure must fail the test  # noqa: BLE001
             errors.append(exc)
@@ -260,8 +261,7 @@ def test_eight_concurrent_scans_nudge_each_due_user_once(admin: psycopg.Connecti
     threads = [threading.Thread(target=scan) for _ in range(8)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join(*threads, timeout=120)
     assert errors == []
     per_user = admin.execute(
         "select user_id, count(*) from engagement_events where event_type = 'nudge_sent' group by user_id"

@@ -18,6 +18,7 @@ import pytest
 from events_schema.db import connect
 from events_schema.settings import get_settings
 from tests.integration.scan.scan_helpers import add_event, add_user, at
+from tests.waiting import join
 from worker.database import dispose_engines
 from worker.scan.scanner import Decision, run_scan
 
@@ -254,7 +255,7 @@ def test_a_soft_delete_racing_an_insert_leaves_no_drift(admin: psycopg.Connectio
         worker.start()
         assert not done.wait(0.5)  # waiting for the inserter's lock
         inserter.commit()
-        worker.join(10)
+        join(worker)
     assert done.is_set()
     assert summary_of(admin, user) == at("2026-03-03T00:00:00")
     assert drift(admin) == []

@@ -35,8 +35,9 @@ def test_a_worker_killed_mid_scan_is_re_delivered_and_the_scan_completes(
         (at("2026-03-01T00:00:00"), TOTAL),
     )
     queue = f"test-{uuid.uuid4().hex}"
-    # The default lease (120 s): the re-delivered task must not wait for it to expire.
-    env = celery_env(queue, database_url=db_url, redis_url=redis_url, scan_batch_size="25")
+    # A lease far longer than the test: the re-delivered task completes only by taking its own
+    # lease back (same task id), never by waiting it out (which would report ran: false).
+    env = celery_env(queue, database_url=db_url, redis_url=redis_url, scan_batch_size="25", scan_lease_seconds="3600")
     with running_worker(env, queue, pool="prefork") as worker:
         sent = celery_cli(
             ["call", "scan_inactive", "--kwargs", json.dumps({"as_of": "2026-03-05T12:00:00+00:00", "full": True})], env
@@ -51,7 +52,7 @@ def test_a_worker_killed_mid_scan_is_re_delivered_and_the_scan_completes(
         os.kill(child, signal.SIGKILL)
         killed_at = time.monotonic()
         assert nudged(admin) < TOTAL
-        while nudged(admin) < TOTAL and time.monotonic() - killed_at < 90:
+        while nudged(admin) < TOTAL and time.monotonic() - killed_at < 120:
             time.sleep(0.2)
         result = celery_cli(["result", task_id], env)
     assert result.returncode == 0, result.stderr
@@ -64,7 +65,6 @@ def test_a_worker_killed_mid_scan_is_re_delivered_and_the_scan_completes(
     ).fetchone()
     assert per_user == (TOTAL, TOTAL)
     assert admin.execute("select count(*) from nudge_scan_leases").fetchone()[0] == 0
-    assert time.monotonic() - killed_at < 60  # well inside the 120 s lease
     print(
         f"\nkilled worker: re-delivered scan nudged {summary['nudged']}, "
         f"{summary['skipped']['already_nudged']} already nudged by the killed run; total {TOTAL}"

@@ -15,6 +15,7 @@ import pytest
 from events_schema.__main__ import main
 from events_schema.db import connect
 from events_schema.migrate import MigrationError, discover, migrate, status
+from tests.waiting import join
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/engagement"
@@ -203,7 +204,7 @@ def test_two_concurrent_runs_apply_each_migration_once(empty_db_url: str) -> Non
     start, results, failures = threading.Barrier(2), [], []
 
     def run() -> None:
-        start.wait()
+        start.wait(timeout=60)
         try:
             results.append(migrate(empty_db_url))
         except Exception as exc:  # reported below, with the other thread's outcome  # noqa: BLE001
@@ -212,8 +213,7 @@ def test_two_concurrent_runs_apply_each_migration_once(empty_db_url: str) -> Non
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    join(*threads, timeout=120)
     assert failures == []
     applied = sorted(m.version for result in results for m in result)
     assert applied == [m.version for m in discover()], "each migration applied by exactly one runner"
