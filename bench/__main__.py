@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         )
     result["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(report.table(result))
+    print(broadcast.summary(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str))
     if args.png:

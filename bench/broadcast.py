@@ -65,6 +65,25 @@ def measure_broadcast(url: str, single_rows: int, batches: int) -> dict[str, Any
     return result
 
 
+CASES = ("single_1user", "single_1000users", "batch_1user", "batch_1000users")
+
+
+def summary(run: dict[str, Any]) -> str:
+    """The trigger's cost per size of a run, one line per case (`python -m bench` prints it after
+    its table; runs made before the trigger have none of these figures and print nothing)."""
+    lines = []
+    for size in run.get("sizes", [run]):
+        for case in CASES:
+            on, off = size.get(f"broadcast_{case}_on_per_s"), size.get(f"broadcast_{case}_off_per_s")
+            if on and off:
+                users = size.get("users", size.get("users_requested", "?"))
+                lines.append(
+                    f"broadcast trigger, {users} users, {case}: with {on:,.0f} rows/s, without {off:,.0f} rows/s,"
+                    f" with / without {on / off:.2f}x"
+                )
+    return "\n".join(lines)
+
+
 def _rates(conn: Any, statements: list[list[uuid.UUID]], block: int, at: Any) -> tuple[float, float]:
     """(rows/s with the trigger, rows/s without): blocks of `block` statements, one transaction
     each, the sides alternating ON, OFF, OFF, ON, ..."""
@@ -99,8 +118,6 @@ if __name__ == "__main__":
     with data.dataset(args.users, args.events_per_user, args.reuse, False) as (db, reused):
         if not reused:
             data.fill(db, args.users, args.events_per_user)
-        figures = measure_broadcast(db, args.single_rows, args.batches)
-    for case in ("single_1user", "single_1000users", "batch_1user", "batch_1000users"):
-        on, off = figures[f"broadcast_{case}_on_per_s"], figures[f"broadcast_{case}_off_per_s"]
-        print(f"{case:18} with {on:9.0f} rows/s  without {off:9.0f} rows/s  with/without x{on / off:.2f}")
+        figures = {"users": args.users, **measure_broadcast(db, args.single_rows, args.batches)}
+    print(summary(figures))
     print(json.dumps(figures))

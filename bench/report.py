@@ -75,26 +75,6 @@ ROWS: list[Row] = [
         1,
         readme=True,
     ),
-    Row("Realtime broadcast trigger: with / without it, rows/s ratios", "", ""),
-    Row("single rows, 1 user", "broadcast_single_1user_on_per_s/broadcast_single_1user_off_per_s", "ratio", 1),
-    Row(
-        "single rows, 1,000 users",
-        "broadcast_single_1000users_on_per_s/broadcast_single_1000users_off_per_s",
-        "ratio",
-        1,
-    ),
-    Row(
-        "1,000-row batches, 1 user (1 message each)",
-        "broadcast_batch_1user_on_per_s/broadcast_batch_1user_off_per_s",
-        "ratio",
-        1,
-    ),
-    Row(
-        "1,000-row batches, 1,000 users (1,000 messages each)",
-        "broadcast_batch_1000users_on_per_s/broadcast_batch_1000users_off_per_s",
-        "ratio",
-        1,
-    ),
     Row("worker's peak memory during a full scan (max RSS)", "peak_rss_mb", "MB", readme=True),
 ]
 

@@ -84,6 +84,7 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
     assert (b["nudged"], b["due"], b["day_nudged"]) == (a["nudged"], a["due"], a["day_nudged"])
     assert [x["nudged"] for x in b["day_beats"]] == [x["nudged"] for x in a["day_beats"]]
     assert "  baseline / full scan " in first.stdout
+    assert "broadcast trigger, 200 users, batch_1000users: with" in first.stdout
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     compared = bench(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")], db_url)
     assert compared.returncode == 0, compared.stderr
