@@ -213,3 +213,52 @@ def test_a_wait_without_a_timeout_is_found() -> None:
         "7: subprocess.run()",
         "9: queue.get()",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# No timed assertion: `assert clock() - started < N` fails on a loaded machine; a figure about
+# speed belongs in bench/. (A deadline that ends a wait, `assert clock() < deadline`, is a timeout.)
+
+CLOCKS = {"monotonic", "perf_counter", "time", "monotonic_ns", "perf_counter_ns", "time_ns"}
+
+
+def _is_clock(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute | ast.Name)
+        and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) in CLOCKS
+    )
+
+
+def timed_asserts(source: str) -> list[int]:
+    """Lines of asserts that compare an elapsed clock reading (`clock() - x`) with a bound."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assert)
+        and any(
+            isinstance(part, ast.BinOp) and isinstance(part.op, ast.Sub) and _is_clock(part.left)
+            for compare in ast.walk(node.test)
+            if isinstance(compare, ast.Compare)
+            for part in (compare.left, *compare.comparators)
+        )
+    ]
+
+
+def test_no_test_asserts_on_elapsed_time() -> None:
+    found = {
+        path.relative_to(ROOT).as_posix(): lines
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if (lines := timed_asserts(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_an_elapsed_time_assert_is_found() -> None:
+    source = (
+        "assert time.monotonic() - started < 5\n"
+        "assert time.monotonic() < deadline, 'the wait timed out'\n"
+        "assert 0 < perf_counter() - t0 <= window\n"
+        "assert value <= since_insert\n"
+    )
+    assert timed_asserts(source) == [1, 3]

@@ -22,13 +22,20 @@ from tests.integration.worker_process import PROJECT_ROOT, celery_cli, celery_en
 pytestmark = pytest.mark.worker
 
 
-def wait_for_nudges(conn: psycopg.Connection, count: int, timeout: float = 60) -> list[tuple]:
+def wait_for_rows(conn: psycopg.Connection, statement: str, count: int, timeout: float = 60) -> list[tuple]:
+    """The rows of `statement` once there are `count` of them (or whatever there is at the timeout)."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = conn.execute("select user_id, value from engagement_events where event_type = 'nudge_sent'").fetchall()
+        rows = conn.execute(statement).fetchall()
         if len(rows) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.2)
+
+
+def wait_for_nudges(conn: psycopg.Connection, count: int, timeout: float = 60) -> list[tuple]:
+    return wait_for_rows(
+        conn, "select user_id, value from engagement_events where event_type = 'nudge_sent'", count, timeout
+    )
 
 
 def test_celery_call_scan_inactive_nudges_through_a_real_worker(
@@ -85,7 +92,8 @@ def test_beat_triggers_scans_by_itself(admin: psycopg.Connection, db_url: str, r
         )
         try:
             rows = wait_for_nudges(admin, 3)
-            scans = admin.execute("select scanned_through from nudge_scan_state").fetchall()
+            # The scan's state is written in its own transaction, after its last batch's nudges.
+            scans = wait_for_rows(admin, "select scanned_through from nudge_scan_state", 1)
         finally:
             beat.terminate()
             beat.wait(timeout=20)
