@@ -23,7 +23,10 @@ def _date(text: str) -> date:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     span = parser.add_mutually_exclusive_group()
     span.add_argument(
-        "--weeks", type=whole_number(1), metavar="N", help="the last N ISO weeks, this one included (default 8)"
+        "--weeks",
+        type=whole_number(1),
+        metavar="N",
+        help="the last N ISO weeks, this one included (default: 8, from the first week with activity if later)",
     )
     span.add_argument(
         "--from", dest="start", type=_date, metavar="DATE", help="first day of the range (its ISO week is the first)"
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     as_of = args.as_of or datetime.now(UTC)
     try:
         period = report_range(as_of, args.weeks, args.start, args.end)
-        results = collect(args.database_url, period)
+        fit = args.weeks is None and args.start is None
+        period, results = collect(args.database_url, period, fit=fit)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -113,12 +113,20 @@ def _plain(value: Any) -> Any:
     return float(value) if isinstance(value, Decimal) else value
 
 
-def run_queries(conn: psycopg.Connection, params: dict[str, Any], stream: TextIO | None = None) -> dict[str, Result]:
-    """Every analytics query on `conn` (inside an analyst transaction), with a progress line."""
+def run_queries(
+    conn: psycopg.Connection,
+    params: dict[str, Any],
+    stream: TextIO | None = None,
+    done_already: dict[str, Result] | None = None,
+) -> dict[str, Result]:
+    """Every analytics query on `conn` (inside an analyst transaction), with a progress line;
+    those in `done_already` are taken as they are."""
     progress = Progress(len(QUERIES), "report", stream)
-    results: dict[str, Result] = {}
+    results: dict[str, Result] = dict(done_already or {})
     try:
         for done, (name, file) in enumerate(QUERIES):
+            if name in results:
+                continue
             progress.update(done, f"running {name}", force=True)
             with conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(query(file), params)
@@ -130,11 +138,40 @@ def run_queries(conn: psycopg.Connection, params: dict[str, Any], stream: TextIO
     return results
 
 
-def collect(url: str | None, period: Range, stream: TextIO | None = None) -> dict[str, Result]:
-    """Run the report against the database at `url` with the configured rules."""
+def fitted(period: Range, weekly_active: list[Row]) -> Range:
+    """The range from its first week with any activity on: leading weeks without data (before the
+    history starts) would only add cohorts of zeros. Unchanged when the first week has activity or
+    no week has."""
+    active = [row["week_start"] for row in weekly_active if row["active_users"]]
+    if not active or active[0] <= period.start:
+        return period
+    return Range(active[0], period.end, period.as_of)
+
+
+def collect(
+    url: str | None, period: Range, stream: TextIO | None = None, fit: bool = False
+) -> tuple[Range, dict[str, Result]]:
+    """Run the report against the database at `url` with the configured rules; with `fit`, over
+    `period` cut to the data (fitted()). Returns the range reported and the results.
+
+    Fitting costs nothing extra: weekly actives run first, over the whole range, and their rows
+    from the first active week on are exactly what the cut range would return (each week's count
+    depends on that week alone)."""
     settings = get_settings()
     grace = timedelta(seconds=2 * settings.scan_interval_seconds)
-    params = parameters(period, settings.nudge_rules, grace)
     with connect(url) as conn, conn.transaction():
         analyst_transaction(conn)
-        return run_queries(conn, params, stream)
+        done: dict[str, Result] = {}
+        if fit:
+            weekly = run_queries(
+                conn, parameters(period, settings.nudge_rules, grace), stream, _all_but("weekly_active")
+            )
+            active = weekly["weekly_active"]
+            period = fitted(period, active.rows)
+            done["weekly_active"] = Result(active.columns, [r for r in active.rows if r["week_start"] >= period.start])
+        return period, run_queries(conn, parameters(period, settings.nudge_rules, grace), stream, done)
+
+
+def _all_but(name: str) -> dict[str, Result]:
+    """Placeholders that make run_queries run only `name`."""
+    return {other: Result([], []) for other, _ in QUERIES if other != name}

@@ -1,8 +1,9 @@
 """The report's results as aligned terminal tables and as CSV files.
 
-The retention table and its CSV come from one list of cells (`retention_grid`), so what the
-terminal shows and what the CSV holds cannot drift apart: the same percentages, one decimal,
-and an empty cell where the query returned NULL (the future, or past the range).
+The retention table and its CSV come from one grid of shares (`retention_grid`), so what the
+terminal shows and what the CSV holds cannot drift apart: the terminal prints each share as a
+percentage with one decimal, the CSV holds the share itself as a fraction (0.5 is 50%), the unit
+of every share in nudge_effect.csv too; NULL (the future, or past the range) is '-' / empty.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ def _day(value: datetime) -> str:
     return f"{value:%Y-%m-%d}"
 
 
-def retention_grid(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the cohort x week-offset table: cohort week, size, percent per week."""
+Grid = list[tuple[str, int, list[float | None]]]
+
+
+def retention_grid(rows: list[Row]) -> tuple[list[str], Grid]:
+    """Header and rows of the cohort x week-offset table: cohort week, size, the share per week."""
     offsets = sorted({row["week_offset"] for row in rows})
-    cohorts: dict[datetime, list[str]] = {}
+    cohorts: dict[datetime, tuple[str, int, list[float | None]]] = {}
     for row in rows:
-        cells = cohorts.setdefault(row["cohort_week"], [_day(row["cohort_week"]), str(row["cohort_size"])])
-        cells.append(percent(row["retention"]))
+        cells = cohorts.setdefault(row["cohort_week"], (_day(row["cohort_week"]), row["cohort_size"], []))
+        cells[2].append(row["retention"])
     return ["cohort_week", "cohort_size", *(f"week_{k}" for k in offsets)], list(cohorts.values())
 
 
@@ -53,7 +57,10 @@ def retention_lines(rows: list[Row]) -> list[str]:
     """The retention table for a terminal: percentages with a % sign, NULL as '-'."""
     header, grid = retention_grid(rows)
     shown_header = ["cohort (week of)", "users", *(h.replace("week_", "week ") for h in header[2:])]
-    shown = [[r[0], r[1], *(f"{c}%" if c else NULL_CELL for c in r[2:])] for r in grid]
+    shown = [
+        [week, str(size), *(NULL_CELL if c is None else f"{percent(c)}%" for c in shares)]
+        for week, size, shares in grid
+    ]
     return aligned(shown_header, shown)
 
 
@@ -108,7 +115,8 @@ def _csv_value(value: object) -> object:
 
 
 def write_csvs(results: dict[str, Result], folder: Path) -> list[Path]:
-    """One CSV per result: the retention table as printed (wide), the others as the query returns."""
+    """One CSV per result: the retention table as printed (wide, shares as fractions), the others as
+    the query returns them."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, _ in QUERIES:
@@ -119,7 +127,7 @@ def write_csvs(results: dict[str, Result], folder: Path) -> list[Path]:
             if name == "retention":
                 header, grid = retention_grid(result.rows)
                 writer.writerow(header)
-                writer.writerows(grid)
+                writer.writerows([week, size, *(_csv_value(c) for c in shares)] for week, size, shares in grid)
             else:
                 writer.writerow(result.columns)
                 writer.writerows([_csv_value(row[c]) for c in result.columns] for row in result.rows)

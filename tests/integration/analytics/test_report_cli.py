@@ -56,7 +56,11 @@ def test_the_table_the_csv_and_the_png(admin: psycopg.Connection, db_url: str, t
     with (tmp_path / "csv" / "retention.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["cohort_week", "cohort_size", "week_0", "week_1", "week_2", "week_3"]
-    assert [[c + "%" if i > 1 and c else (c or "-") for i, c in enumerate(r)] for r in rows[1:]] == table
+    # The same cells, as fractions (the unit of nudge_effect.csv's shares too): 0.5 is 50.0%.
+    assert [
+        [f"{100 * float(c):.1f}%" if i > 1 and c else (c or "-") for i, c in enumerate(r)] for r in rows[1:]
+    ] == table
+    assert rows[1][2] == "0.5" and rows[2][2] == "1.0"
     assert {p.name for p in (tmp_path / "csv").iterdir()} == {
         "retention.csv",
         "weekly_active.csv",
@@ -143,3 +147,17 @@ def test_a_progress_line_on_a_terminal(admin: psycopg.Connection, db_url: str) -
     assert result.returncode == 0
     assert b"report [" in drawn and b"running retention" in drawn and b"done" in drawn
     assert "report [" not in result.stdout and printed_retention(result.stdout)
+
+
+def test_the_default_range_starts_where_the_data_does(admin: psycopg.Connection, db_url: str) -> None:
+    """No --weeks or --from: 8 weeks, but from the first week with activity (2026-11-02 here), so
+    weeks before the history starts add no cohorts of zeros; --weeks 8 still shows all eight."""
+    build_cohorts(admin)
+    fitted = report(db_url, "--as-of", AS_OF)
+    assert fitted.returncode == 0, fitted.stderr
+    assert "2026-11-02 to 2026-11-25 12:00 UTC" in fitted.stdout.splitlines()[0]
+    assert [row[0] for row in printed_retention(fitted.stdout)] == ["2026-11-02", "2026-11-16", "2026-11-23"]
+    asked = report(db_url, "--weeks", "8", "--as-of", AS_OF)
+    assert "2026-10-05 to 2026-11-25 12:00 UTC" in asked.stdout.splitlines()[0]
+    weekly = [line.split()[0] for line in asked.stdout.split("Weekly active users", 1)[1].splitlines()[4:12]]
+    assert weekly[0] == "2026-10-05" and len(weekly) == 8

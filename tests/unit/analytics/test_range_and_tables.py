@@ -58,7 +58,7 @@ def test_zero_and_null_stay_apart() -> None:
     assert (percent(0.0), percent(None), percent(1 / 3)) == ("0.0", "", "33.3")
     header, grid = retention_grid(ROWS)
     assert header == ["cohort_week", "cohort_size", "week_0", "week_1"]
-    assert grid == [["2026-11-02", "4", "50.0", "0.0"], ["2026-11-09", "1200", "33.3", ""]]
+    assert grid == [("2026-11-02", 4, [0.5, 0.0]), ("2026-11-09", 1200, [1 / 3, None])]
 
 
 def test_the_terminal_table_is_aligned() -> None:
