@@ -14,6 +14,7 @@ import pytest
 
 from events_schema.db import connect
 from events_schema.postgrest import claims_for, request
+from events_schema.settings import get_settings
 from tests.integration.ingest.import_helpers import NOW, add_users, event, import_cli, write_ndjson
 from tests.integration.ingest.rpc_helpers import body_of, call
 from tests.integration.realtime.realtime_helpers import messages, topic_of
@@ -164,3 +165,26 @@ def test_the_mode_switch_as_a_database_setting_reaches_new_sessions(db_url: str,
     with connect(db_url, autocommit=True) as fresh:
         insert(fresh, [(alice, "app_open")])
     assert len(messages(admin)) == 1
+
+
+def test_the_broadcast_excludes_every_type_the_schema_calls_private(admin: psycopg.Connection) -> None:
+    """The holdout's list of private types (hidden from users by RLS) is a subset of the broadcast's."""
+    private, unsent = admin.execute(
+        "select public.engagement_private_event_types(), public.engagement_realtime_private_event_types()"
+    ).fetchone()
+    assert set(private) <= set(unsent)
+
+
+@pytest.mark.usefixtures("settings_env")
+def test_a_scan_withholding_every_nudge_broadcasts_nothing(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule = {"name": "inactive_48h", "threshold_hours": 48, "holdout_percent": 100, "holdout_salt": "x"}
+    monkeypatch.setenv("NUDGE_RULES", json.dumps([rule]))
+    get_settings.cache_clear()
+    users = [add_user(admin, "2026-03-01T00:00:00") for _ in range(3)]
+    for user in users:
+        add_event(admin, user, "2026-03-02T10:00:00")
+    before = len(messages(admin))
+    assert scan_at("2026-03-04T10:00:00").totals()["withheld"] == 3
+    assert len(messages(admin)) == before
