@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import psycopg
 import pytest
 
@@ -230,3 +232,40 @@ def test_an_access_token_fcm_refuses_is_refreshed(fcm_env: FcmStub, admin: psyco
 
     assert outcomes(admin)[nudge][0][0] == "nudge_delivered"
     assert fcm_env.state.token_requests == 2
+
+
+def test_a_retry_after_past_the_ceiling_pauses_the_dispatcher_and_nothing_is_sent_twice(
+    fcm_env: FcmStub, admin: psycopg.Connection
+) -> None:
+    """FCM asks for 10 minutes: the nudge waits (no outcome, cursor before it, the dispatcher
+    paused that long); the nudge after it, delivered meanwhile, is not sent again on the re-read."""
+    dispatcher = start()
+    waiting = add_nudge(admin, add_user(admin, "tok-wait"))
+    after = add_nudge(admin, add_user(admin, "tok-after"))
+    fcm_env.script("tok-wait", (429, fcm_error(429, "QUOTA_EXCEEDED")[1], {"Retry-After": "600"}))
+
+    first = dispatcher.run()
+
+    assert (first.delivered, first.deferred) == (1, 1)
+    assert set(outcomes(admin)) == {after}
+    paused_until = admin.execute("select paused_until from nudge_delivery_state").fetchone()[0]
+    assert 590 <= (paused_until - datetime.now(UTC)).total_seconds() <= 600
+    assert dispatcher.run().batches == 0  # still paused: not even a read
+
+    later = dispatcher.run(now=lambda: datetime.now(UTC) + timedelta(seconds=601))
+
+    assert (later.delivered, later.already_done) == (1, 1)
+    assert sorted(r.token for r in fcm_env.sent(ok_only=False)) == ["tok-after", "tok-wait", "tok-wait"]
+    assert {n: [k for k, _ in v] for n, v in outcomes(admin).items()} == {
+        waiting: ["nudge_delivered"],
+        after: ["nudge_delivered"],
+    }
+
+
+def test_the_database_holds_one_outcome_per_nudge(admin: psycopg.Connection) -> None:
+    user = add_user(admin)
+    nudge = add_nudge(admin, user)
+    insert = "insert into engagement_events (user_id, event_type, value) values (%s, %s, %s)"
+    admin.execute(insert, (user, "nudge_delivered", f'{{"nudge_id": "{nudge}"}}'))
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        admin.execute(insert, (user, "nudge_failed", f'{{"nudge_id": "{nudge}"}}'))
