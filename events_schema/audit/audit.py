@@ -92,6 +92,7 @@ class Fixtures:
     users: list[uuid.UUID]
     visible: dict[uuid.UUID, frozenset[uuid.UUID]]  # each user's own non-deleted rows
     every: frozenset[uuid.UUID]  # every throwaway row, soft-deleted ones too
+    tokens: dict[uuid.UUID, uuid.UUID]  # each user's one device token (public.device_tokens)
 
 
 @dataclass
@@ -148,6 +149,19 @@ class _Auditor:
             self.must_not(who, f"log a reserved {event_type} event", insert(event_type=event_type))
         self.must_not(who, "update events", attempt("audit_update_ids", ids=every))
         self.must_not(who, "delete events", attempt("audit_delete_ids", ids=every))
+        self.device_tokens(who, user_id, other, attempt)
+
+    def device_tokens(self, who: str, user_id: uuid.UUID, other: uuid.UUID, attempt: Callable[..., Outcome]) -> None:
+        """public.device_tokens: a user reads, registers, refreshes and removes only their own."""
+        tokens = self.fixtures.tokens
+        own, theirs, every = tokens[user_id], tokens[other], list(tokens.values())
+        self.reads(who, attempt("audit_tokens_read", ids=every), frozenset({own}), "their own device token")
+        self.must(who, "register a device token", attempt("audit_token_register", user_id=user_id))
+        self.must_not(who, "register a device token for another user", attempt("audit_token_register", user_id=other))
+        self.must(who, "refresh their device token", attempt("audit_tokens_update_ids", ids=[own]))
+        self.must_not(who, "refresh another user's device token", attempt("audit_tokens_update_ids", ids=[theirs]))
+        self.must(who, "remove their device token", attempt("audit_tokens_delete_ids", ids=[own]))
+        self.must_not(who, "remove another user's device token", attempt("audit_tokens_delete_ids", ids=[theirs]))
 
     def anon(self) -> None:
         attempt, every = self.requests("anon", claims_for("anon")), list(self.fixtures.every)
@@ -156,6 +170,12 @@ class _Auditor:
         self.must_not("anon", "log an event", attempt("audit_insert_event", **event))
         self.must_not("anon", "update events", attempt("audit_update_ids", ids=every))
         self.must_not("anon", "delete events", attempt("audit_delete_ids", ids=every))
+        tokens = list(self.fixtures.tokens.values())
+        self.must_not("anon", "read device tokens", attempt("audit_tokens_read", ids=tokens))
+        self.must_not(
+            "anon", "register a device token", attempt("audit_token_register", user_id=self.fixtures.users[0])
+        )
+        self.must_not("anon", "remove device tokens", attempt("audit_tokens_delete_ids", ids=tokens))
 
     def service_role(self) -> None:
         who, every = "service_role", self.fixtures.every
@@ -171,6 +191,9 @@ class _Auditor:
         one = [next(iter(every))]
         self.must(who, "update an event", attempt("audit_update_ids", ids=one))
         self.must(who, "delete an event", attempt("audit_delete_ids", ids=one))
+        tokens = frozenset(self.fixtures.tokens.values())
+        self.reads(who, attempt("audit_tokens_read", ids=list(tokens)), tokens, "every device token")
+        self.must(who, "remove a dead device token", attempt("audit_tokens_delete_ids", ids=[next(iter(tokens))]))
 
 
 def _create_fixtures(conn: psycopg.Connection, count: int) -> Fixtures:
@@ -204,8 +227,13 @@ def _create_fixtures(conn: psycopg.Connection, count: int) -> Fixtures:
             f"cannot create the throwaway users and events as {conn.info.user}: "
             f"{_first_line(exc)}; run the audit as the migrating role"
         ) from exc
+    tokens = {user: uuid.uuid4() for user in users}
+    try:
+        conn.execute(query("audit_create_tokens"), {"ids": list(tokens.values()), "user_ids": list(tokens)})
+    except errors.Error as exc:
+        raise AuditError(f"cannot create the throwaway device tokens as {conn.info.user}: {_first_line(exc)}") from exc
     visible = {user: frozenset(r[0] for r in rows if r[1] == user and not r[5]) for user in users}
-    return Fixtures(users, visible, frozenset(ids))
+    return Fixtures(users, visible, frozenset(ids), tokens)
 
 
 def _first_line(exc: psycopg.Error) -> str:

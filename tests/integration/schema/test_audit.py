@@ -17,7 +17,13 @@ from events_schema.postgrest import claims_for, request
 from events_schema.seed.seed import seed
 
 VERDICT = re.compile(r"^(\d+) users, (\d+) checks, (\d+) leaks")
-TABLES = ("auth.users", "public.engagement_events", "public.engagement_users", "public.engagement_last_activity")
+TABLES = (
+    "auth.users",
+    "public.engagement_events",
+    "public.engagement_users",
+    "public.engagement_last_activity",
+    "public.device_tokens",
+)
 SELECT_POLICY = '"Users can read their own events that are not deleted"'
 INSERT_POLICY = '"Users can log own events, not future-dated, not reserved types"'
 
@@ -68,6 +74,10 @@ BREAKAGES = {
     "users update": [
         "grant update on public.engagement_events to authenticated",
         "create policy broken on public.engagement_events for update to authenticated using (true)",
+    ],
+    "users read every device token": [
+        'drop policy "Users can read their own device tokens" on public.device_tokens',
+        "create policy broken on public.device_tokens for select to authenticated using (true)",
     ],
     "anon reads": [
         "grant select on public.engagement_events to anon",

@@ -57,9 +57,12 @@ def test_the_token_defaults_to_the_callers_own_user(
 def test_a_user_cannot_register_a_token_for_someone_else(
     api: psycopg.Connection, users: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
+    """As PostgREST's return=minimal sends it (no RETURNING, which the read policy alone would refuse)."""
     alice, bob = users
+    plant = "insert into public.device_tokens (user_id, token, platform) values (%s, 'planted', 'ios')"
     with pytest.raises(errors.InsufficientPrivilege):
-        as_request(api, "authenticated", alice, REGISTER, (bob, "planted", "ios"))
+        as_request(api, "authenticated", alice, plant, (bob,))
+    assert as_request(api, "service_role", None, "select token from public.device_tokens where token = 'planted'") == []
 
 
 def test_a_user_refreshes_and_removes_only_their_own(
