@@ -7,6 +7,10 @@
 --           held by quiet hours or the cool-down and nudged later, or never nudged because the
 --           user came back first. Measured from the moment the episode became due.
 --
+-- Per nudged group, `delivered` / `delivery_failed` count the pushes that reached a device or
+-- did not (nudge_delivered / nudge_failed, docs/delivery.md): a nudge that never reached the
+-- phone cannot have caused a return, so compare shares knowing how many were delivered.
+--
 -- The held group is the comparison: users in the same lapse who did not get the nudge at that
 -- moment, so a high share among the nudged is not mistaken for the nudge's doing when users come
 -- back anyway. docs/analytics.md says what this can and cannot claim (the groups are not
@@ -39,7 +43,7 @@ rules as (
   from jsonb_to_recordset(%(rules)s::jsonb) as r (name text, threshold_hours double precision, event_types text[])
 ),
 nudged as (
-  select n.value ->> 'rule' as rule, n.user_id, n."timestamp" as at
+  select n.value ->> 'rule' as rule, n.user_id, n."timestamp" as at, n.id as nudge_id
   from public.engagement_events n
   cross join bounds b
   join public.engagement_users u on u.user_id = n.user_id and not u.nudges_opt_out
@@ -88,9 +92,9 @@ held as (
          and n."timestamp" <= m.at + m.threshold + b.grace)
 ),
 members as (
-  select 'nudged' as "group", rule, user_id, at from nudged
+  select 'nudged' as "group", rule, user_id, at, nudge_id from nudged
   union all
-  select 'held', rule, user_id, at from held
+  select 'held', rule, user_id, at, null::uuid from held
 ),
 -- Materialized so that each member's return check runs once, not once per aggregate below;
 -- windows not over by as_of are not checked at all.
@@ -98,6 +102,12 @@ outcomes as materialized (
   select date_trunc('week', mb.at at time zone 'UTC') at time zone 'UTC' as week_start,
          mb.rule, mb."group", mb.at,
          w.hours,
+         -- The push's outcome (docs/delivery.md), one per nudge; NULL: not delivered yet, or
+         -- DELIVERY_PROVIDER=none. A probe into engagement_events_one_outcome_per_nudge.
+         (select o.event_type
+            from public.engagement_events o
+           where o.event_type in ('nudge_delivered', 'nudge_failed')
+             and o.value ->> 'nudge_id' = mb.nudge_id::text) as delivery,
          mb.at + w.hours * interval '1 hour' <= b.as_of as observed,
          mb.at + w.hours * interval '1 hour' <= b.as_of and exists (
            select 1
@@ -124,7 +134,10 @@ select week_start,
        count(*) filter (where hours = 72 and observed) as observed_72h,
        count(*) filter (where hours = 72 and observed and came_back) as back_72h,
        (count(*) filter (where hours = 72 and observed and came_back))::numeric
-         / nullif(count(*) filter (where hours = 72 and observed), 0) as share_72h
+         / nullif(count(*) filter (where hours = 72 and observed), 0) as share_72h,
+       -- Of the nudged: how many pushes reached a device, and how many did not (held: 0).
+       count(*) filter (where hours = 24 and delivery = 'nudge_delivered') as delivered,
+       count(*) filter (where hours = 24 and delivery = 'nudge_failed') as delivery_failed
 from outcomes
 group by week_start, rule, "group"
 order by week_start, rule, "group" desc
