@@ -87,33 +87,37 @@ def test_each_shards_candidates_are_the_users_python_puts_in_it(admin: psycopg.C
     )
     users = {r[0] for r in admin.execute("select user_id from engagement_users")}
     params = {
-        "after": None,
-        "after_at": None,
         "budget_open": True,
         "cutoff": at("2026-03-03T12:00:00"),
         "as_of": at(T1),
-        "event_types": None,
-        "limit": 10_000,
+        "window_start": at("2026-02-01T00:00:00"),
+        "rule": "inactive_48h",
+        "shards": 7,
     }
     for candidates in ("scan_candidates_full", "scan_candidates_full_typed", "scan_candidates_incremental"):
-        found: list[uuid.UUID] = []
-        for index in range(7):
-            shard = [
-                r[0]
-                for r in admin.execute(
+        for limit in (10_000, 23):  # one batch, and many batches following the keyset as the scan does
+            found: list[uuid.UUID] = []
+            for index in range(7):
+                shard: list[uuid.UUID] = []
+                after = after_at = None
+                while rows := admin.execute(
                     query(candidates),
                     {
                         **params,
-                        "window_start": at("2026-02-01T00:00:00"),
-                        "rule": "inactive_48h",
+                        "event_types": None,
+                        "limit": limit,
                         "shard": index,
-                        "shards": 7,
+                        "after": after,
+                        "after_at": after_at,
                     },
-                )
-            ]
-            assert shard and all(shard_of(u, 7) == index for u in shard)
-            found += shard
-        assert sorted(found) == sorted(users)  # disjoint, and together everyone
+                ).fetchall():
+                    batch = [r[0] for r in rows if r[1]]
+                    assert len(batch) <= limit
+                    shard += batch
+                    after, _, after_at = rows[-1][:3]
+                assert shard and all(shard_of(u, 7) == index for u in shard), (candidates, limit, index)
+                found += shard
+            assert sorted(found) == sorted(users), (candidates, limit)  # disjoint, and together everyone
 
 
 def test_the_sql_shard_function_is_pythons_and_is_inlined(admin: psycopg.Connection) -> None:
