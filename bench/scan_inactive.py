@@ -13,6 +13,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -93,25 +94,13 @@ def main() -> int:
             conn.execute("set jit = off")  # as the scan runs it
             from psycopg import sql
 
-            from worker.scan.scanner import batch_query
+            from worker.scan.scanner import batch_params, batch_query
 
+            settings = get_settings()
+            [rule] = [r for r in settings.nudge_rules if r.name == "inactive_48h"]
             plan = conn.execute(
                 sql.SQL("explain (analyze, buffers, timing off) ") + batch_query("scan_candidates_full"),
-                {
-                    "rule": "inactive_48h",
-                    "as_of": now,
-                    "cutoff": cutoff,
-                    "event_types": None,
-                    "cooldown": timedelta(hours=24),
-                    "quiet_enabled": True,
-                    "quiet_start": "22:00",
-                    "quiet_end": "08:00",
-                    "after": None,
-                    "after_at": None,
-                    "limit": 5000,
-                    "shard": 0,
-                    "shards": 1,
-                },
+                {**batch_params(settings, rule, now, str(uuid.uuid4()), full=True), "budget_open": True},
             ).fetchall()
             print("\nEXPLAIN ANALYZE of a full scan's first batch (scan_decide.sql around scan_candidates_full.sql):")
             print("\n".join(r[0] for r in plan))

@@ -229,6 +229,38 @@ class NudgeBudget:
             self.remaining += unused
 
 
+def batch_params(
+    settings: Settings, rule: NudgeRule, as_of: datetime, scan_id: str, *, full: bool, shard: Shard | None = None
+) -> dict[str, Any]:
+    """The parameters of a rule's batch statement (batch_query) at the first batch; each batch
+    then moves `after`/`after_at` on, and an incremental scan adds `window_start`. Public for
+    the plan tests and bench/, which EXPLAIN the statement as the scan sends it."""
+    threshold = timedelta(hours=rule.threshold_hours)
+    return {
+        "rule": rule.name,
+        "as_of": as_of,
+        "cutoff": as_of - threshold,
+        "threshold_hours": rule.threshold_hours,
+        "event_types": rule.event_types,
+        "cooldown": timedelta(hours=settings.nudge_cooldown_hours),
+        "quiet_enabled": settings.quiet_hours_enabled,
+        "quiet_start": settings.quiet_hours_start,
+        "quiet_end": settings.quiet_hours_end,
+        "holdout_buckets": rule.holdout_buckets,
+        "holdout_percent": rule.holdout_percent,
+        "holdout_salt": rule.holdout_salt,
+        "scan_id": scan_id,
+        "full": full,
+        "limit": settings.scan_batch_size,
+        "after": None,
+        "after_at": None,
+        # The lease's and the scan state's row: the rule's, or its shard's.
+        "state_key": state_key(rule.name, shard),
+        "shard": shard.index if shard else 0,
+        "shards": shard.count if shard else 1,
+    }
+
+
 def _scan_rule(
     conn: psycopg.Connection,
     settings: Settings,
@@ -246,29 +278,7 @@ def _scan_rule(
     nothing is kept between transactions."""
     as_of = summary.as_of
     threshold = timedelta(hours=rule.threshold_hours)
-    params: dict[str, Any] = {
-        "rule": rule.name,
-        "as_of": as_of,
-        "cutoff": as_of - threshold,
-        "threshold_hours": rule.threshold_hours,
-        "event_types": rule.event_types,
-        "cooldown": timedelta(hours=settings.nudge_cooldown_hours),
-        "quiet_enabled": settings.quiet_hours_enabled,
-        "quiet_start": settings.quiet_hours_start,
-        "quiet_end": settings.quiet_hours_end,
-        "holdout_buckets": rule.holdout_buckets,
-        "holdout_percent": rule.holdout_percent,
-        "holdout_salt": rule.holdout_salt,
-        "scan_id": summary.scan_id,
-        "full": full,
-        "limit": settings.scan_batch_size,
-        "after": None,
-        "after_at": None,
-        # The lease's and the scan state's row: the rule's, or its shard's.
-        "state_key": state_key(rule.name, shard),
-        "shard": shard.index if shard else 0,
-        "shards": shard.count if shard else 1,
-    }
+    params = batch_params(settings, rule, as_of, summary.scan_id, full=full, shard=shard)
     with conn.transaction():
         begin_batch(conn)
         state = conn.execute(query("scan_state_read"), params).fetchone()

@@ -14,9 +14,13 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy.engine import URL
 
+from events_schema.db import connect
+from events_schema.settings import NudgeRule, Settings
 from tests.integration.scan.scan_helpers import at
-from worker.scan.scanner import batch_query
+from worker.scan.scanner import batch_params, batch_query
+from worker.scan.shards import Shard
 
 USERS = 20_000
 AS_OF = at("2026-03-05T12:00:00")
@@ -25,16 +29,16 @@ BIG = {"engagement_users", "engagement_last_activity", "engagement_events"}
 
 
 @pytest.fixture(scope="module")
-def seeded(pg_server: Any, template_db: str) -> Iterator[psycopg.Connection]:
+def seeded(pg_server: URL, template_db: str) -> Iterator[psycopg.Connection]:
     """One database for the module (seeding is the slow part): 2% of the users lapsed, 1% active
     after as_of, 1% signed up inside the incremental window, the rest active within the threshold."""
-    from tests.conftest import _create_database, _drop_database
-
     name = f"{template_db}_plans"
-    url = _create_database(pg_server, name, template=template_db)
-    from events_schema.db import connect
-
-    with connect(url, autocommit=True) as conn:
+    server = pg_server.render_as_string(hide_password=False)
+    with connect(server, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template_db))
+        )
+    with connect(pg_server.set(database=name).render_as_string(hide_password=False), autocommit=True) as conn:
         conn.execute(
             """
             insert into auth.users (id, created_at)
@@ -60,31 +64,18 @@ def seeded(pg_server: Any, template_db: str) -> Iterator[psycopg.Connection]:
         )
         conn.execute("analyze")
         yield conn
-    _drop_database(pg_server, name)
+    with connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def params(shards: int, event_types: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "rule": "inactive_48h",
-        "as_of": AS_OF,
-        "cutoff": AS_OF - THRESHOLD,
-        "window_start": AS_OF - timedelta(minutes=15) - THRESHOLD,
-        "threshold_hours": 48,
-        "event_types": event_types,
-        "cooldown": timedelta(hours=24),
-        "quiet_enabled": True,
-        "quiet_start": "22:00",
-        "quiet_end": "08:00",
-        "scan_id": "00000000-0000-0000-0000-000000000000",
-        "full": True,
-        # A batch is 0.5% of the users in production (5,000 of a million); 500 of 20,000 here.
-        "limit": 500,
-        "after": None,
-        "after_at": None,
-        "budget_open": True,
-        "shard": 1,
-        "shards": shards,
-    }
+    """The first batch's parameters, built by the scan itself, with a window for the incremental
+    query. A batch is 0.5% of the users in production (5,000 of a million); 100 of 20,000 here."""
+    settings = Settings(_env_file=None, scan_batch_size=100)
+    rule = NudgeRule(name="inactive_48h", threshold_hours=48, event_types=event_types)
+    shard = Shard(1, shards) if shards > 1 else None
+    values = batch_params(settings, rule, AS_OF, "00000000-0000-0000-0000-000000000000", full=True, shard=shard)
+    return {**values, "window_start": AS_OF - timedelta(minutes=15) - THRESHOLD, "budget_open": True}
 
 
 def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
