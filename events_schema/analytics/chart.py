@@ -1,4 +1,5 @@
-"""The report as one PNG: retention heatmap, weekly-active line, nudged vs. held comparison.
+"""The report as one PNG: retention heatmap, weekly-active line, nudged vs. held comparison,
+holdout lift.
 
 Drawn with matplotlib's Agg backend (no display needed), selected before pyplot is imported.
 A range that ends mid-week has a partial last week: its cells and its point are marked, so a
@@ -150,14 +151,42 @@ def _nudges(ax: Axes, rows: list[Row]) -> None:
         )
 
 
+def _lift(ax: Axes, rows: list[Row]) -> None:
+    """Per rule, experiment and window, the lift over the whole range with its 95 % interval."""
+    ax.set_title("Holdout lift over the range: nudged minus withheld share back (pp, 95% CI)")
+    pooled = [r for r in rows if r["week_start"] is None]
+    if not pooled:
+        ax.text(0.5, 0.5, "no rule with a holdout in the range", ha="center", va="center", transform=ax.transAxes)
+        return
+    x = np.arange(len(pooled))
+    for i, r in enumerate(pooled):
+        if r["lift"] is None:
+            ax.text(i, 0, r["note"], ha="center", va="bottom", fontsize=8, rotation=90)
+            continue
+        low, high = 100 * (r["lift"] - r["lift_low"]), 100 * (r["lift_high"] - r["lift"])
+        ax.errorbar(i, 100 * r["lift"], yerr=[[low], [high]], fmt="o", capsize=6, color="tab:blue")
+        ax.annotate(f"{100 * r['lift']:+.1f}", (i, 100 * r["lift"]), xytext=(8, 0), textcoords="offset points")
+    ax.axhline(0, color="grey", linewidth=1)
+    labels = [
+        f"{r['rule']} {r['holdout_percent']:g}% {r['holdout_salt']}\nwithin {r['window_hours']} h" for r in pooled
+    ]
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_xlim(-0.5, len(pooled) - 0.5)
+    ax.set_ylabel("lift, percentage points")
+    ax.grid(alpha=0.3, axis="y")
+
+
 def draw(results: dict[str, Result], period: Range, path: Path) -> Path:
-    """Write the three panels to `path` (PNG, in a folder that exists) and return it."""
+    """Write the four panels to `path` (PNG, in a folder that exists) and return it."""
     partial = partial_week(period)
-    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 14), gridspec_kw={"height_ratios": [3, 2, 2]})
+    figure, (top, middle, bottom, lift) = plt.subplots(
+        4, 1, figsize=(10, 18), gridspec_kw={"height_ratios": [3, 2, 2, 2]}
+    )
     figure.suptitle(f"Engagement, {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d %H:%M} UTC (ISO weeks)")
     _heatmap(top, results["retention"].rows, partial)
     _weekly_active(middle, results["weekly_active"].rows, partial)
     _nudges(bottom, results["nudge_effect"].rows)
+    _lift(lift, results["holdout_lift"].rows)
     figure.tight_layout(rect=(0, 0, 1, 0.97))
     figure.savefig(path, format="png", dpi=100)
     plt.close(figure)

@@ -2,7 +2,7 @@
 
 The report reads every user's data, so it runs as the service role (BYPASSRLS, as the engine
 does) rather than as a user; the transaction is READ ONLY, so the analyst's path cannot write
-even with that role, and REPEATABLE READ, so the four results describe one instant. It adds no
+even with that role, and REPEATABLE READ, so the results describe one instant. It adds no
 view, function or role to the database: nothing new that `anon` or `authenticated` could reach.
 """
 
@@ -32,7 +32,13 @@ QUERIES = (
     ("weekly_active", "analytics_weekly_active"),
     ("event_mix", "analytics_event_mix"),
     ("nudge_effect", "analytics_nudge_effect"),
+    ("holdout_lift", "analytics_holdout_lift"),
 )
+
+# The holdout lift's "not enough data" line: fewer observed members than this in either arm
+# (docs/analytics.md, "Holdout lift": below it the 95 % interval is too wide to tell any
+# plausible effect from none).
+MIN_ARM = 30
 
 Row = dict[str, Any]
 
@@ -94,6 +100,7 @@ def parameters(period: Range, rules: list[NudgeRule], grace: timedelta) -> dict[
         "as_of": period.as_of,
         "rules": json.dumps([rule.model_dump() for rule in rules]),
         "grace": grace,
+        "min_arm": MIN_ARM,
     }
 
 

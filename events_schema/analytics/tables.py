@@ -90,6 +90,34 @@ def nudge_lines(rows: list[Row]) -> list[str]:
     return aligned(header, shown, left=3)
 
 
+def lift_lines(rows: list[Row]) -> list[str]:
+    """The holdout lift table: each arm's share back (back/observed), the lift in percentage
+    points with its 95 % interval, or why there is none; "all" is the whole range."""
+
+    def arm(back: int, n: int, share: float | None) -> str:
+        return NULL_CELL if share is None else f"{percent(share)}% ({back}/{n})"
+
+    def points(value: float) -> str:
+        return f"{100 * value:+.1f}"
+
+    shown = [
+        [
+            "all" if r["week_start"] is None else _day(r["week_start"]),
+            r["rule"],
+            f"{r['holdout_percent']:g}% {r['holdout_salt'] or '(no salt)'}",
+            f"{r['window_hours']} h",
+            arm(r["nudged_back"], r["nudged_n"], r["nudged_share"]),
+            arm(r["withheld_back"], r["withheld_n"], r["withheld_share"]),
+            r["note"]
+            if r["lift"] is None
+            else f"{points(r['lift'])} [{points(r['lift_low'])}, {points(r['lift_high'])}]",
+        ]
+        for r in rows
+    ]
+    header = ["week of", "rule", "holdout", "window", "nudged back", "withheld back", "lift, pp [95% CI]"]
+    return aligned(header, shown, left=4)
+
+
 def render(results: dict[str, Result], period: Range) -> str:
     """The terminal report: retention first (the question), then weekly actives and nudges."""
     partial = (
@@ -105,6 +133,14 @@ def render(results: dict[str, Result], period: Range) -> str:
     out += ["", "Weekly active users", "", *weekly_active_lines(results["weekly_active"].rows)]
     out += ["", "Nudges: share back within 24 h / 72 h, nudged vs. due but held ('of' = windows ended)", ""]
     out += nudge_lines(nudges) if nudges else ["(no nudges or held users)"]
+    out += [
+        "",
+        "Holdout lift: nudged vs. withheld (randomised control arm), back within the window;"
+        " lift = difference in percentage points, Newcombe 95% interval",
+        "",
+    ]
+    lift = results["holdout_lift"].rows
+    out += lift_lines(lift) if lift else ["(no rule with a holdout decided anyone in the range)"]
     return "\n".join(out)
 
 

@@ -6,6 +6,10 @@ time is relative to `now`. `now` defaults to the current hour (UTC, rounded down
 the hour match; `--now` pins it. Local hours go through the machine's time zone database, so two
 machines agree as long as their tzdata does for the zones used.
 
+With `--nudge-effect E` the engine's decisions are replayed over that history (seed/nudges.py) for
+the configured NUDGE_RULES, and nudged users come back more often by E: demo data for the holdout
+lift, with a known answer.
+
 Users go into `auth.users`, whose INSERT trigger fills `public.engagement_users`. Where Supabase
 Auth owns `auth.users` (a real project), fake accounts would mix with real sign-ups and could not
 sign in, so seeding refuses unless `--into-auth` is given.
@@ -32,6 +36,8 @@ from events_schema.cli_args import instant, whole_number
 from events_schema.db import connect, one_row
 from events_schema.progress import Progress
 from events_schema.queries import QueryFolder
+from events_schema.seed.nudges import EngineModel, NudgeTally
+from events_schema.settings import get_settings
 
 query = QueryFolder.beside(__file__)
 
@@ -138,14 +144,21 @@ class SeedReport:
     quiet_48h: int  # users with no (non-deleted) event in the last 48 h: work for the inactivity scan
     opted_out: int
     without_timezone: int
+    nudges: NudgeTally | None = None  # with --nudge-effect: the replayed decisions
 
     def summary(self) -> str:
-        return (
+        line = (
             f"seeded {self.users} users and {self.events} events over {self.days} days ending "
             f"{self.now:%Y-%m-%dT%H:%M:%SZ} (seed {self.seed}) in {self.seconds:.1f} s; "
             f"{self.quiet_48h} users quiet for 48 h or more, {self.opted_out} opted out of nudges, "
             f"{self.without_timezone} without a time zone"
         )
+        if self.nudges is not None:
+            line += (
+                f"; replayed the engine: {self.nudges.sent} nudges sent, {self.nudges.withheld} withheld"
+                f" (holdout), {self.nudges.reactions} app opens caused by a nudge"
+            )
+        return line
 
 
 class SeedError(RuntimeError):
@@ -318,7 +331,13 @@ def _copy_users(cur: psycopg.Cursor, profiles: list[Profile]) -> None:
 
 
 def _copy_events(
-    cur: psycopg.Cursor, profiles: list[Profile], days: int, now: int, progress: Progress
+    cur: psycopg.Cursor,
+    profiles: list[Profile],
+    days: int,
+    now: int,
+    progress: Progress,
+    model: EngineModel | None = None,
+    tally: NudgeTally | None = None,
 ) -> tuple[int, int]:
     """COPY every user's events, one statement per chunk of users, so the insert triggers work on
     bounded transition tables and the progress bar follows the server. Returns (events, quiet users).
@@ -330,7 +349,13 @@ def _copy_events(
             lines: list[str] = []
             for done, p in enumerate(profiles[first : first + USERS_PER_COPY], first + 1):
                 last = 0
-                for event_id, ts, event_type, value, deleted in user_events(p, days, now):
+                events_of_user = user_events(p, days, now)
+                if model is not None and tally is not None:
+                    rng = random.Random(p.event_seed ^ 0x5EED)
+                    events_of_user += model.decide(
+                        p.id, p.created, p.meta, events_of_user, now - days * DAY, now, p.app_open_value, rng, tally
+                    )
+                for event_id, ts, event_type, value, deleted in events_of_user:
                     row = (event_id, p.id, format_timestamp(ts), event_type, value, "t" if deleted else "f")
                     lines.append("\t".join(row) + "\n")
                     if not deleted:
@@ -357,12 +382,22 @@ def seed(
     into_auth: bool = False,
     if_empty: bool = False,
     stream: TextIO | None = None,
+    nudge_effect: float | None = None,
 ) -> SeedReport | None:
     """Generate and load the data in one transaction: a failed seed leaves nothing behind.
 
     With `if_empty`, a database that already has events is left alone (returns None), so a
     launcher can seed demo data on first start only."""
     started = time.monotonic()
+    model, tally = None, None
+    if nudge_effect is not None:
+        settings = get_settings()
+        if not any(rule.holdout_percent for rule in settings.nudge_rules):
+            raise SeedError(
+                "--nudge-effect needs a rule with a holdout to compare against: set holdout_percent in "
+                'NUDGE_RULES, e.g. [{"name": "inactive_48h", "threshold_hours": 48, "holdout_percent": 50}]'
+            )
+        model, tally = EngineModel.from_settings(settings, nudge_effect), NudgeTally()
     now_epoch = _now_epoch(now)
     profiles = plan_users(users, days, seed, now_epoch)
     with connect(url, autocommit=True) as conn:
@@ -380,7 +415,7 @@ def seed(
         try:
             with conn.transaction(), conn.cursor() as cur:
                 _copy_users(cur, profiles)
-                events, quiet = _copy_events(cur, profiles, days, now_epoch, progress)
+                events, quiet = _copy_events(cur, profiles, days, now_epoch, progress, model, tally)
         except errors.UniqueViolation as exc:
             raise SeedError(
                 f"users of seed {seed} are already in this database: use another --seed or a fresh database"
@@ -401,7 +436,18 @@ def seed(
         quiet_48h=quiet,
         opted_out=sum(1 for p in profiles if "nudges_opt_out" in p.meta),
         without_timezone=sum(1 for p in profiles if "timezone" not in p.meta),
+        nudges=tally,
     )
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a probability from 0 to 1, not {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -413,6 +459,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=instant,
         default=None,
         help="ISO 8601 instant with offset the history ends at (default: the current hour, UTC)",
+    )
+    parser.add_argument(
+        "--nudge-effect",
+        type=_share,
+        default=None,
+        metavar="E",
+        help="replay the engine's nudges for NUDGE_RULES (a rule needs a holdout_percent); a nudged user "
+        "then opens the app within 12 h with probability E (0 to 1) because of it",
     )
     parser.add_argument(
         "--if-empty",
@@ -436,6 +490,7 @@ def run(args: argparse.Namespace) -> int:
             args.now,
             into_auth=args.into_auth,
             if_empty=args.if_empty,
+            nudge_effect=args.nudge_effect,
         )
     except SeedError as exc:
         print(f"error: {exc}", file=sys.stderr)

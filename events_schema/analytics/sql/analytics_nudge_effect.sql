@@ -82,10 +82,12 @@ held as (
   cross join bounds b
   where m.at + m.threshold >= b.range_start and m.at + m.threshold < b.range_end
     and (m.next_at is null or m.next_at > m.at + m.threshold)
+    -- An episode decided promptly either way (nudged, or withheld for a holdout's control arm,
+    -- which analytics_holdout_lift.sql compares) is not "held".
     and not exists (
       select 1
         from public.engagement_events n
-       where n.event_type = 'nudge_sent'
+       where n.event_type in ('nudge_sent', 'nudge_withheld')
          and n.user_id = m.user_id
          and n.value ->> 'rule' = m.rule
          and n.value ->> 'last_active_at' = public.nudge_episode_time(m.at)

@@ -14,7 +14,9 @@ from events_schema.analytics.report import QUERIES, analyst_transaction, paramet
 from events_schema.postgrest import claims_for, request
 from tests.integration.analytics.cohorts import GRACE, RULE, build_cohorts
 
-ENGINE_TABLE_QUERIES = [file for name, file in QUERIES if name != "event_mix"]
+# The event mix and the holdout lift read only engagement_events, so a user who runs them gets
+# what RLS lets them see (their own rows, never a nudge_withheld); the others are refused.
+ENGINE_TABLE_QUERIES = [file for name, file in QUERIES if name not in ("event_mix", "holdout_lift")]
 
 
 @pytest.mark.parametrize("file", [file for _, file in QUERIES])
@@ -71,3 +73,24 @@ def test_the_analyst_transaction_is_the_service_role_and_cannot_write(admin: psy
         ).fetchone()[0]
         == 3
     )
+
+
+def test_a_user_running_the_holdout_lift_never_learns_of_a_withheld_nudge(
+    admin: psycopg.Connection, api: psycopg.Connection
+) -> None:
+    """Their own withheld decision is hidden by RLS: as they run it, the control arm is empty;
+    the service role (the report) counts it."""
+    world = build_cohorts(admin)
+    user = world.users["a1"]
+    admin.execute(
+        "insert into public.engagement_events (user_id, timestamp, event_type, value) values"
+        ' (%s, %s, \'nudge_withheld\', \'{"rule": "inactive_48h", "holdout_percent": 50, "holdout_salt": ""}\')',
+        (user, world.period.start + (world.period.end - world.period.start) / 2),
+    )
+    params = {**parameters(world.period, [RULE], GRACE), "min_arm": 1}
+    counts = {}
+    for role, who in (("authenticated", user), ("service_role", None)):
+        with request(api, role, claims_for(role, who)):
+            rows = api.execute(query("analytics_holdout_lift"), params).fetchall()
+        counts[role] = sum(r[6] for r in rows if r[0] is None and r[4] == 24)  # withheld_members, whole range
+    assert counts == {"authenticated": 0, "service_role": 1}

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 from matplotlib.image import imread
 
 from tests.integration.analytics.cohorts import build_cohorts, build_nudges
+from tests.integration.analytics.test_holdout_lift import arm
 from tests.integration.worker_process import PROJECT_ROOT
 
 AS_OF = "2026-11-25T12:00:00+00:00"
@@ -66,6 +68,7 @@ def test_the_table_the_csv_and_the_png(admin: psycopg.Connection, db_url: str, t
         "weekly_active.csv",
         "event_mix.csv",
         "nudge_effect.csv",
+        "holdout_lift.csv",
     }
     with (tmp_path / "csv" / "weekly_active.csv").open(newline="") as handle:
         assert [r["active_users"] for r in csv.DictReader(handle)] == ["2", "3", "2", "3"]
@@ -88,6 +91,30 @@ def test_nudge_comparison_is_printed_and_written(admin: psycopg.Connection, db_u
     with (tmp_path / "nudge_effect.csv").open(newline="") as handle:
         written = {r["group"]: r for r in csv.DictReader(handle)}
     assert (written["nudged"]["back_24h"], written["held"]["back_72h"]) == ("2", "2")
+
+
+def test_holdout_lift_is_printed_and_written(admin: psycopg.Connection, db_url: str, tmp_path: Path) -> None:
+    arm(admin, "nudge_sent", 70, 56, "2026-11-03T10:00")
+    arm(admin, "nudge_withheld", 80, 48, "2026-11-03T10:00")
+    arm(admin, "nudge_sent", 5, 5, "2026-11-10T10:00", holdout={"holdout_percent": 10, "holdout_salt": ""})
+    result = report(db_url, "--from", "2026-11-02", "--as-of", AS_OF, "--csv", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Holdout lift")) + 4 :]
+    assert [" ".join(line.split()) for line in table] == [
+        "2026-11-02 inactive_48h 50% s1 24 h 80.0% (56/70) 60.0% (48/80) +20.0 [+5.2, +33.4]",
+        "2026-11-02 inactive_48h 50% s1 72 h 80.0% (56/70) 60.0% (48/80) +20.0 [+5.2, +33.4]",
+        "2026-11-09 inactive_48h 10% (no salt) 24 h 100.0% (5/5) - not enough data",
+        "2026-11-09 inactive_48h 10% (no salt) 72 h 100.0% (5/5) - not enough data",
+        "all inactive_48h 10% (no salt) 24 h 100.0% (5/5) - not enough data",
+        "all inactive_48h 10% (no salt) 72 h 100.0% (5/5) - not enough data",
+        "all inactive_48h 50% s1 24 h 80.0% (56/70) 60.0% (48/80) +20.0 [+5.2, +33.4]",
+        "all inactive_48h 50% s1 72 h 80.0% (56/70) 60.0% (48/80) +20.0 [+5.2, +33.4]",
+    ]
+    with (tmp_path / "holdout_lift.csv").open(newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [(r["week_start"][:10], r["window_hours"], r["note"]) for r in written[:1]] == [("2026-11-02", "24", "")]
+    assert float(written[0]["lift_low"]) == pytest.approx(0.0524, abs=5e-5)
 
 
 def test_no_progress_line_when_stderr_is_not_a_terminal(db_url: str) -> None:
