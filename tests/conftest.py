@@ -6,6 +6,9 @@ an embedded one is started. A missing Redis fails the tests that need it, loudly
 
 from __future__ import annotations
 
+from tests.state import TEST_STATE_DIR  # first: the settings read the state folder when imported
+
+# isort: split
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,11 +20,9 @@ from sqlalchemy.engine import URL, make_url
 
 from events_schema.db import connect, conninfo
 from events_schema.migrate import migrate
-from events_schema.settings import STATE_DIR, get_settings
+from events_schema.settings import get_settings
 
 RUN_ID = uuid.uuid4().hex[:10]
-# Embedded servers the tests start live apart from those of `scripts/run`, and stop with the run.
-TEST_STATE_DIR = STATE_DIR / "tests"
 
 
 def _masked(url: str) -> str:
@@ -75,11 +76,12 @@ def _servers_lines() -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_embedded_servers() -> Iterator[None]:
-    yield
-    if TEST_STATE_DIR.exists():
-        from worker.dev_servers.services import stop_all
+    """The embedded servers of the tests' state folder (tests/state.py) are stopped by the last run
+    that uses them: a nested run, or one beside this, leaves them to this one, and the other way round."""
+    from worker.dev_servers.services import shared_use
 
-        stop_all(TEST_STATE_DIR)
+    with shared_use(TEST_STATE_DIR):
+        yield
 
 
 def _server_url() -> URL:
@@ -187,4 +189,6 @@ def redis_url() -> str:
             pytest.fail(f"Redis at {url} (REDIS_URL) is not reachable: {exc}")
     from worker.dev_servers.services import ensure_broker
 
-    return ensure_broker(TEST_STATE_DIR)
+    url = ensure_broker(TEST_STATE_DIR)
+    os.environ["REDIS_URL"] = url  # the workers and commands the tests start use it too
+    return url

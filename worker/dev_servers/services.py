@@ -7,6 +7,7 @@ they need to be found and stopped again, by `down`, by a second terminal or by t
 crash, lives in the state folder:
 
     services.lock    serialises up / down / watchdog
+    users.lock       shared by the processes that use the servers (shared_use): the last stops them
     services.env     URLs of the embedded servers, read by Settings; kept by `down`, marked
                      stopped, so commands fail against them instead of reaching other servers
     postgres/        PostgreSQL data folder (service user, 0700); postmaster.pid inside
@@ -20,13 +21,15 @@ crash, lives in the state folder:
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -135,6 +138,30 @@ def stop_all(state_dir: Path) -> None:
         pid_file.unlink(missing_ok=True)  # left behind after a SIGKILL
         if problems:
             raise ServiceError("; ".join(problems))
+
+
+@contextmanager
+def shared_use(state_dir: Path) -> Iterator[None]:
+    """Use this state folder's servers alongside other processes (test runs, nested or side by side):
+    each holds a shared lock on users.lock while it may use them, and the last one out stops them.
+
+    A user that leaves takes the lock exclusively without waiting: if it gets it, nobody else uses
+    them and it stops them (holding it, so a newcomer waits until they are down, then starts them
+    again); if not, another user is still there and stops them later. A user killed outright lets
+    go of its lock with its process, so the count cannot go stale.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "users.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # someone else still uses them
+        stop_all(state_dir)
+    finally:
+        os.close(fd)
 
 
 def start_watchdog(state_dir: Path, parent: int) -> None:
