@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from events_schema.__main__ import build_parser as events_schema_parser
+from events_schema.db import conninfo
 from tests.integration.ingest.import_helpers import add_users
 from tests.integration.scan.scan_helpers import add_event, add_user
 from tests.integration.worker_process import PROJECT_ROOT
@@ -139,6 +140,16 @@ def _read_until(fd: int, text: bytes, timeout: float) -> bytes:
     return seen
 
 
+def _wait_for_another_connection(db_url: str, timeout: float) -> None:
+    """Until some other session (the tail's) is connected to this test's own database."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(conninfo(db_url), autocommit=True) as conn:
+        query = "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+        while conn.execute(query).fetchone()[0] == 0:
+            assert time.monotonic() < deadline, "the tail never connected"
+            time.sleep(0.1)
+
+
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
 def test_tail_says_it_is_waiting_on_a_terminal_only(db_url: str, terminal: bool, tmp_path: Path) -> None:
     leader, follower = pty.openpty()
@@ -155,7 +166,8 @@ def test_tail_says_it_is_waiting_on_a_terminal_only(db_url: str, terminal: bool,
         if terminal:
             assert b"waiting for events" in _read_until(leader, b"waiting for events", 20)
         else:
-            time.sleep(3)
+            # Connected, so inside the part that handles Ctrl-C (a fixed sleep was too short under load).
+            _wait_for_another_connection(db_url, timeout=60)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0

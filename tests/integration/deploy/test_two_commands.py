@@ -107,3 +107,35 @@ def test_run_test_run_test_in_one_checkout(tmp_path: Path) -> None:
             capture_output=True,
             timeout=120,
         )
+
+
+def test_a_test_run_does_not_take_the_servers_scripts_run_stopped(tmp_path: Path) -> None:
+    """The test command right after scripts/run ended, without starting any server: the URLs of
+    services.env, marked stopped, are not the run's."""
+    state_dir = tmp_path / "local"
+    state_dir.mkdir()
+    (state_dir / "services.env").write_text(
+        "# stopped: `services down` stopped these servers; commands fail against them rather than reach others\n"
+        "DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:1/engagement\nREDIS_URL=redis://127.0.0.1:1/0\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/unit/deploy/test_keys.py",
+            "-k",
+            "years",
+        ],
+        cwd=PROJECT_ROOT,
+        env=_env(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout
+    header = result.stdout.split("servers used by this run:\n")[1].splitlines()[:2]
+    assert not any("127.0.0.1:1/" in line for line in header), header
