@@ -138,8 +138,8 @@ class Settings(BaseSettings):
     }
     # Nudges read, sent and recorded per transaction (a killed dispatcher re-sends at most these).
     delivery_batch_size: int = Field(500, gt=0, le=10000)
-    # Requests in flight at once.
-    delivery_concurrency: int = Field(100, gt=0, le=2000)
+    # Requests in flight at once: at 50 ms an answer, 100 would cap a dispatcher at 2,000/s.
+    delivery_concurrency: int = Field(256, gt=0, le=2000)
     # Sends per second at most (FCM's default quota is 600,000 a minute per project: 10,000/s).
     delivery_rate_per_second: float = Field(8000, gt=0)
     # Attempts per message for 429, 5xx and time-outs, waiting base * 2**n (or Retry-After) between.

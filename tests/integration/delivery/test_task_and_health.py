@@ -11,7 +11,7 @@ import pytest
 
 from events_schema.settings import get_settings
 from tests.integration.delivery.conftest import add_nudge, add_user, fcm_settings, outcomes, set_env
-from tests.integration.delivery.servers import FcmStub
+from tests.integration.delivery.servers import FcmStub, fcm_error
 from tests.integration.delivery.test_webhook_and_cli import deliver_cli
 from tests.integration.worker_process import celery_cli, celery_env, running_worker, task_result
 from tests.unit.test_settings_files import fresh_process
@@ -78,3 +78,35 @@ def test_a_pause_is_shown_with_its_reason(fcm_env: FcmStub, admin: psycopg.Conne
     check = delivery(admin, get_settings(), datetime.now(UTC))
     assert check.ok and "paused until" in check.detail and "UNAVAILABLE" in check.detail
     assert json.dumps(check.as_dict())
+
+
+def test_a_pass_is_counted_in_the_metrics(fcm_env: FcmStub, admin: psycopg.Connection) -> None:
+    from prometheus_client import REGISTRY
+
+    from worker.delivery.dispatcher import Dispatcher
+    from worker.metrics.registry import record_delivery
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        sample("engagement_nudges_delivered_total", provider="fcm"),
+        sample("engagement_nudges_delivery_failed_total", provider="fcm", reason="no_token"),
+        sample("engagement_device_tokens_removed_total", provider="fcm"),
+    )
+    dispatcher = Dispatcher()
+    dispatcher.run()
+    add_nudge(admin, add_user(admin, "tok-ok"))
+    add_nudge(admin, add_user(admin))
+    add_nudge(admin, add_user(admin, "tok-dead", "tok-alive"))
+    fcm_env.script("tok-dead", fcm_error(404, "UNREGISTERED"))
+
+    record_delivery(dispatcher.run().as_dict())
+
+    after = (
+        sample("engagement_nudges_delivered_total", provider="fcm"),
+        sample("engagement_nudges_delivery_failed_total", provider="fcm", reason="no_token"),
+        sample("engagement_device_tokens_removed_total", provider="fcm"),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 1, 1]
+    assert sample("engagement_delivery_lag_seconds") == 0.0
