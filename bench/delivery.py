@@ -10,7 +10,8 @@ per user and FCM played by bench/fcm_stub.py in a process of its own:
   sends, outcomes, cursor): nudges/s, and its ratio to the baseline;
 - the 08:00 wave: --wave nudges committed in one transaction (one beat of the 1M-user day), then
   `python -m worker deliver --once` in a process of its own: seconds from commit to every
-  outcome recorded (process start included), and that process's peak memory;
+  outcome recorded (process start included), that process's peak memory, and its CPU time per
+  nudge (nudges per CPU-second: what one core can send, whatever else the machine runs);
 - latency: `python -m worker deliver` (the long-running consumer) while a writer commits --rate
   nudges a second for --seconds: commit-to-provider p50/p95/p99/max (the writer's commit
   acknowledged -> the stub has the request), and the consumer's peak memory.
@@ -36,7 +37,6 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.proc import run_measured
 from bench.scratch import scratch_database
 from events_schema.db import connect
 from events_schema.settings import get_settings
@@ -171,6 +171,7 @@ def main() -> int:
             figures["concurrency"], figures["batch_size"] = concurrency, settings.delivery_batch_size
             add_users(url, max(args.nudges, args.wave))
 
+            figures["load_average"] = os.getloadavg()[0]
             figures["baseline_per_s"] = asyncio.run(baseline(base, args.nudges, concurrency))
             stats(base, forget=True)
 
@@ -189,12 +190,18 @@ def main() -> int:
 
             _, committed = add_nudges(url, args.wave, "wave")
             before = outcomes(url)
-            wave = run_measured([sys.executable, "-m", "worker", "deliver", "--once", "--json"], env)
+            wave = subprocess.Popen(
+                [sys.executable, "-m", "worker", "deliver", "--once"], env=env, stdout=subprocess.DEVNULL
+            )
+            _, status, usage = os.wait4(wave.pid, 0)
             done = time.time()
-            assert wave.returncode == 0, wave.stderr
+            assert os.waitstatus_to_exitcode(status) == 0
+            wave.returncode = 0  # already reaped
             assert outcomes(url) - before == args.wave
             figures["wave_nudges"], figures["wave_seconds"] = args.wave, done - committed
-            figures["wave_peak_mb"] = wave.max_rss_mb
+            figures["wave_peak_mb"] = usage.ru_maxrss / 1024
+            # What the dispatcher itself costs, whatever else the machine runs: nudges per CPU-second.
+            figures["wave_per_cpu_s"] = args.wave / (usage.ru_utime + usage.ru_stime)
             stats(base, forget=True)
 
             figures.update(latency(url, env, base, args.rate, args.seconds))
@@ -245,11 +252,13 @@ def latency(url: str, env: dict[str, str], base: str, rate: float, seconds: floa
 def report(f: dict[str, Any]) -> None:
     rows = [
         ("stub answer time", f"{f['delay_s'] * 1000:.0f} ms; concurrency {f['concurrency']}, batch {f['batch_size']}"),
+        ("machine load average at the start (2 cores)", f"{f['load_average']:.1f}"),
         ("baseline: bare aiohttp client, no database (/s)", f"{f['baseline_per_s']:,.0f}"),
         ("dispatcher throughput (nudges/s)", f"{f['throughput_per_s']:,.0f}"),
         ("  dispatcher / baseline", f"x{f['throughput_vs_baseline']:.2f}"),
         (f"08:00 wave: {f['wave_nudges']:,} nudges, commit to last outcome (s)", f"{f['wave_seconds']:.1f}"),
         ("  its `deliver --once` peak memory (MB)", f"{f['wave_peak_mb']:.0f}"),
+        ("  its CPU: nudges per CPU-second of the dispatcher", f"{f['wave_per_cpu_s']:,.0f}"),
         (
             f"commit-to-provider at {f['latency_rate_per_s']:,.0f}/s: p50 / p95 / p99 / max (ms)",
             " / ".join(
