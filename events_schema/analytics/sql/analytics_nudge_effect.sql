@@ -36,7 +36,8 @@ with bounds as (
   select date_trunc('week', %(range_start)s::timestamptz at time zone 'UTC') at time zone 'UTC' as range_start,
          %(range_end)s::timestamptz as range_end,
          %(as_of)s::timestamptz as as_of,
-         %(grace)s::interval as grace
+         -- As seconds: an interval of days would be added in the session's zone (23 or 25 h at DST).
+         make_interval(secs => extract(epoch from %(grace)s::interval)) as grace
 ),
 rules as (
   select r.name, r.threshold_hours * interval '1 hour' as threshold, r.event_types

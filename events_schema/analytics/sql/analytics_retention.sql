@@ -14,6 +14,10 @@
 -- past the range and is NULL, never 0. A week cut by range_end counts only its part before it.
 -- A user who signed up and never came back is in cohort_size and in no active_users.
 --
+-- Weeks are stepped in UTC whatever the session's TimeZone: on `timestamp` (UTC wall-clock time),
+-- back to instants with `at time zone 'UTC'`; `timestamptz + interval '1 week'` would add 7 days
+-- in the session's zone, 167 or 169 hours across a DST change.
+--
 -- Plan: cohorts come from engagement_users_signed_up_at_idx; each (user, week) cell is one probe
 -- into engagement_events_user_id_timestamp_idx that stops at the first qualifying row.
 with bounds as (
@@ -37,7 +41,7 @@ cohorts as (
 ),
 cells as (
   select c.cohort_week, c.cohort_size, o.week_offset,
-         c.cohort_week + o.week_offset * interval '1 week' as week_start
+         (c.cohort_week at time zone 'UTC' + o.week_offset * interval '1 week') at time zone 'UTC' as week_start
   from cohorts c cross join offsets o
 ),
 active as (
@@ -53,7 +57,7 @@ active as (
       from public.engagement_events e
      where e.user_id = m.user_id
        and e."timestamp" >= greatest(cl.week_start, m.signed_up_at)
-       and e."timestamp" < least(cl.week_start + interval '1 week', b.range_end)
+       and e."timestamp" < least((cl.week_start at time zone 'UTC' + interval '1 week') at time zone 'UTC', b.range_end)
        and not e.is_deleted
        and e.event_type <> all (public.engagement_reserved_event_types())
      limit 1

@@ -12,13 +12,17 @@
 -- Plan: one probe per (user, week) into engagement_events_user_id_timestamp_idx that stops at
 -- the first qualifying row (LATERAL ... LIMIT 1, so the planner cannot turn it into a hash of
 -- every event), so the cost follows users x weeks rather than the number of events.
+--
+-- Weeks are stepped in UTC whatever the session's TimeZone: over `timestamp` (UTC wall-clock time,
+-- no DST), turned into instants with `at time zone 'UTC'`. `timestamptz + interval '1 week'`
+-- would add 7 days in the session's zone, 167 or 169 hours across a DST change.
 with weeks as (
-  select w.week_start,
-         least(w.week_start + interval '1 week', %(range_end)s::timestamptz) as week_end
+  select w.week_utc at time zone 'UTC' as week_start,
+         least((w.week_utc + interval '1 week') at time zone 'UTC', %(range_end)s::timestamptz) as week_end
   from generate_series(
-         date_trunc('week', %(range_start)s::timestamptz at time zone 'UTC') at time zone 'UTC',
-         %(range_end)s::timestamptz - interval '1 microsecond',
-         interval '1 week') as w (week_start)
+         date_trunc('week', %(range_start)s::timestamptz at time zone 'UTC'),
+         (%(range_end)s::timestamptz - interval '1 microsecond') at time zone 'UTC',
+         interval '1 week') as w (week_utc)
 )
 select w.week_start,
        w.week_end,
