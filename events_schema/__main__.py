@@ -1,6 +1,7 @@
 """`python -m events_schema migrate|status|seed|audit|report|logins|keys|summaries`: the database contract's command line.
 
-Failures print one line to stderr and exit non-zero; no tracebacks for expected errors.
+Failures print one line to stderr and exit non-zero (1, or 2 for a bad argument); no tracebacks
+for expected errors. `python -m events_schema COMMAND --help` describes a command.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from events_schema.cli_args import whole_number
-from events_schema.cli_errors import first_line, run_command
+from events_schema.cli_args import CommandParser, whole_number
+from events_schema.cli_errors import first_line, keeping_status, run_command
 from events_schema.db import DatabaseUnavailable
-from events_schema.migrate import MigrationError
 
 T = TypeVar("T")
 
@@ -22,10 +22,11 @@ def _migrate(args: argparse.Namespace) -> int:
     from events_schema.migrate import migrate
 
     applied = _retrying(lambda: migrate(args.database_url), args.wait)
-    if not applied:
-        print("database is up to date")
-    for migration in applied:
-        print(f"applied {migration.path.name}")
+    with keeping_status(0):
+        if not applied:
+            print("database is up to date")
+        for migration in applied:
+            print(f"applied {migration.path.name}")
     return 0
 
 
@@ -54,16 +55,17 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from events_schema import migrate as migrate_module
     from events_schema.analytics import cli as report_cli
     from events_schema.audit import audit
     from events_schema.credentials import keys, logins
     from events_schema.seed import seed
     from events_schema.summaries import summaries
 
-    parser = argparse.ArgumentParser(prog="python -m events_schema", description=__doc__)
+    parser = CommandParser(prog="python -m events_schema", description=__doc__)
     parser.add_argument("--database-url", help="SQLAlchemy URL; default: DATABASE_URL / settings")
     commands = parser.add_subparsers(dest="command", required=True)
-    migrate_parser = commands.add_parser("migrate", help="apply pending migrations")
+    migrate_parser = commands.add_parser("migrate", help="apply pending migrations", description=migrate_module.__doc__)
     migrate_parser.add_argument(
         "--wait",
         type=whole_number(0),
@@ -72,11 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="while the server cannot be reached, try again every second for this long (default 0)",
     )
     migrate_parser.set_defaults(run=_migrate)
-    commands.add_parser("status", help="list applied and pending migrations").set_defaults(run=_status)
-    seed_parser = commands.add_parser("seed", help="generate realistic demo events")
+    commands.add_parser(
+        "status",
+        help="list applied and pending migrations",
+        description="List every migration this code ships, applied or pending, with its checksum. Writes nothing.",
+    ).set_defaults(run=_status)
+    seed_parser = commands.add_parser("seed", help="generate realistic demo events", description=seed.__doc__)
     seed.add_arguments(seed_parser)
     seed_parser.set_defaults(run=seed.run)
-    audit_parser = commands.add_parser("audit", help="check RLS as PostgREST applies it; rolls back")
+    audit_parser = commands.add_parser(
+        "audit", help="check RLS as PostgREST applies it; rolls back", description=audit.__doc__
+    )
     audit.add_arguments(audit_parser)
     audit_parser.set_defaults(run=audit.run)
     report_parser = commands.add_parser(
@@ -95,9 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_and_run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: args.run(args), expected=(MigrationError,))
+    status: int = args.run(args)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(lambda: _parse_and_run(argv))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,26 @@
-"""Argument types shared by both command lines, so a bad value reads the same everywhere."""
+"""The parser and argument types shared by both command lines, so a bad value reads the same
+everywhere: one line on stderr with a hint, exit status 2 (events_schema/cli_errors.py prints it)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from typing import NoReturn
+
+from events_schema.cli_errors import report
+from events_schema.errors import UsageError
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is reported as a UsageError (one line with a hint, exit 2)
+    instead of the usage plus the error. Subcommand parsers made by `add_subparsers` are of this
+    class too. As argparse promises, `parse_args` still exits (SystemExit) on a bad argument.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        sys.exit(report(UsageError(f"{message} (see {self.prog} --help)")))
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -32,3 +48,18 @@ def instant(text: str) -> datetime:
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; ambiguous (e.g. {text}Z or {text}+02:00)")
     return value
+
+
+def day(text: str) -> date:
+    """An ISO 8601 calendar date, YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def non_empty(text: str) -> str:
+    """A value that is not blank (e.g. an id)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text

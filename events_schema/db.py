@@ -24,6 +24,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from events_schema.errors import Unreachable
 from events_schema.settings import get_settings
 
 SET_UTC = "set time zone 'UTC'"
@@ -41,8 +42,8 @@ def one_row(cursor: psycopg.Cursor[R]) -> R:
     return row
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The database could not be reached; the message is one line for the user."""
+class DatabaseUnavailable(Unreachable):
+    """The database could not be reached (exit 1)."""
 
 
 def conninfo(url: str | None = None) -> str:

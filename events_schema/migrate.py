@@ -22,6 +22,7 @@ from psycopg import errors
 from sqlalchemy.engine import make_url
 
 from events_schema.db import DatabaseUnavailable, connect, one_row
+from events_schema.errors import CommandError
 from events_schema.pooler import require_session, session_setting
 from events_schema.settings import get_settings
 from events_schema.statements import matches, split
@@ -46,8 +47,8 @@ create table if not exists supabase_migrations.schema_migrations (
 """
 
 
-class MigrationError(RuntimeError):
-    """A migration could not be applied or verified; the message is one line for the user."""
+class MigrationError(CommandError):
+    """A migration could not be applied or verified (exit 1)."""
 
 
 @dataclass(frozen=True)

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
-from events_schema.analytics.report import ReportError, collect, report_range
-from events_schema.cli_args import instant, whole_number
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+from events_schema.analytics.report import collect, report_range
+from events_schema.cli_args import day, instant, whole_number
+from events_schema.errors import CommandError, UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the last N ISO weeks, this one included (default: 8, from the first week with activity if later)",
     )
     span.add_argument(
-        "--from", dest="start", type=_date, metavar="DATE", help="first day of the range (its ISO week is the first)"
+        "--from", dest="start", type=day, metavar="DATE", help="first day of the range (its ISO week is the first)"
     )
     parser.add_argument(
         "--to",
         dest="end",
-        type=_date,
+        type=day,
         metavar="DATE",
         help="last day of the range, included (with --from; default: up to now)",
     )
@@ -66,24 +60,17 @@ def png_problem(path: Path) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     if args.end is not None and args.start is None:
-        print("error: --to needs --from", file=sys.stderr)
-        return 2
+        raise UsageError("--to needs --from (see python -m events_schema report --help)")
     if args.png is not None and (problem := png_problem(args.png)):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        raise UsageError(problem)
     as_of = args.as_of or datetime.now(UTC)
+    period = report_range(as_of, args.weeks, args.start, args.end)
     try:
-        period = report_range(as_of, args.weeks, args.start, args.end)
-        fit = args.weeks is None and args.start is None
-        period, results = collect(args.database_url, period, fit=fit)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        period, results = collect(args.database_url, period, fit=args.weeks is None and args.start is None)
     except psycopg.Error as exc:
         detail = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
         hint = " (is the database migrated?)" if isinstance(exc, psycopg.errors.UndefinedTable) else ""
-        print(f"error: the report query failed: {detail}{hint}", file=sys.stderr)
-        return 1
+        raise CommandError(f"the report query failed: {detail}{hint}") from exc
     from events_schema.analytics.tables import render, write_csvs
 
     print(render(results, period))
@@ -96,6 +83,5 @@ def run(args: argparse.Namespace) -> int:
 
             print(f"wrote {draw(results, period, args.png)}", file=sys.stderr)
     except OSError as exc:
-        print(f"error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     return 0

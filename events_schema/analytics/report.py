@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from events_schema.db import connect
+from events_schema.errors import UsageError
 from events_schema.progress import Progress
 from events_schema.queries import QueryFolder
 from events_schema.settings import NudgeRule, get_settings
@@ -51,8 +52,8 @@ class Result:
     rows: list[Row]
 
 
-class ReportError(RuntimeError):
-    """The report cannot run as asked; the message is one line for the user."""
+class ReportError(UsageError):
+    """The report cannot run as asked: a range that makes no sense (exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,10 @@ from typing import Any
 import psycopg
 from psycopg import errors
 
+from events_schema.cli_args import whole_number
+from events_schema.cli_errors import keeping_status
 from events_schema.db import connect, one_row
+from events_schema.errors import CommandError
 from events_schema.postgrest import API_ROLES, claims_for, request
 from events_schema.queries import QueryFolder
 
@@ -46,8 +48,8 @@ FIXTURE_EVENTS = (
 )
 
 
-class AuditError(RuntimeError):
-    """The audit cannot run here; the message is one line for the user."""
+class AuditError(CommandError):
+    """The audit cannot run here (exit 1)."""
 
 
 @dataclass
@@ -270,18 +272,25 @@ def audit(url: str | None = None, users: int = 5) -> AuditReport:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=int, default=5, help="throwaway users (default 5, at least 2)")
+    parser.add_argument(
+        "--users",
+        type=whole_number(2),
+        default=5,
+        help="throwaway users (default 5, at least 2: one user's access to another's rows is tried)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = audit(args.database_url, args.users)
-    except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    report = audit(args.database_url, args.users)
+    status = 0 if report.ok else 1
+    with keeping_status(status):
+        _print_report(report)
+    return status
+
+
+def _print_report(report: AuditReport) -> None:
     for leak in report.leaks:
         print(f"leak: {leak}")
     for refusal in report.refusals:
         print(f"wrongly refused: {refusal}")
     print(report.verdict())
-    return 0 if report.ok else 1

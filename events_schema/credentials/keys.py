@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 
 import jwt
 
 from events_schema.cli_args import whole_number
+from events_schema.errors import UsageError
 from events_schema.settings import get_settings
 
 # Environment name of each key (as Supabase's self-hosting .env names them) and its role.
@@ -43,18 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     secret = get_settings().jwt_secret
     if secret is None:
-        print(
-            "error: JWT_SECRET is not set (at least 32 characters; PostgREST verifies the keys with it)",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError("JWT_SECRET is not set (at least 32 characters; PostgREST verifies the keys with it)")
     if secret.lower().startswith(PLACEHOLDER_PREFIX):
-        print(
-            "error: JWT_SECRET is still the placeholder of .env.example; set a long random value "
-            "(e.g. openssl rand -base64 48)",
-            file=sys.stderr,
+        raise UsageError(
+            "JWT_SECRET is still the placeholder of .env.example; set a long random value (e.g. openssl rand -base64 48)"
         )
-        return 2
     now = datetime.now(UTC)
     keys = {name: mint(secret, role, now, timedelta(days=365 * args.years)) for name, role in KEY_ROLES.items()}
     if args.json:

@@ -10,13 +10,14 @@ Each password is sent as a SCRAM-SHA-256 verifier computed here by libpq, never 
 from __future__ import annotations
 
 import argparse
-import sys
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from events_schema.cli_errors import keeping_status
 from events_schema.db import connect
+from events_schema.errors import CommandError
 from events_schema.queries import QueryFolder
 from events_schema.settings import get_settings
 
@@ -36,8 +37,8 @@ def wanted_passwords() -> dict[str, str]:
     return wanted
 
 
-class LoginsError(RuntimeError):
-    """A password could not be set; one line for the user."""
+class LoginsError(CommandError):
+    """A password could not be set (exit 1)."""
 
 
 def set_password(conn: psycopg.Connection, role: str, password: str) -> None:
@@ -71,13 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        changed = apply(args.database_url)
-    except LoginsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for role in changed:
-        print(f"password set for {role}")
-    if not changed:
-        print("no login passwords configured (WORKER_DATABASE_URL with a password, AUTHENTICATOR_PASSWORD)")
+    changed = apply(args.database_url)
+    with keeping_status(0):
+        for role in changed:
+            print(f"password set for {role}")
+        if not changed:
+            print("no login passwords configured (WORKER_DATABASE_URL with a password, AUTHENTICATOR_PASSWORD)")
     return 0

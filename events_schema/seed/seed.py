@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -33,7 +32,9 @@ import psycopg
 from psycopg import errors
 
 from events_schema.cli_args import instant, whole_number
+from events_schema.cli_errors import keeping_status
 from events_schema.db import connect, one_row
+from events_schema.errors import CommandError
 from events_schema.progress import Progress
 from events_schema.queries import QueryFolder
 from events_schema.seed.nudges import EngineModel, NudgeTally
@@ -161,8 +162,8 @@ class SeedReport:
         return line
 
 
-class SeedError(RuntimeError):
-    """Seeding cannot go ahead; the message is one line for the user."""
+class SeedError(CommandError):
+    """Seeding cannot go ahead (exit 1)."""
 
 
 def _uuid4(rng: random.Random) -> str:
@@ -481,22 +482,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = seed(
-            args.database_url,
-            args.users,
-            args.days,
-            args.seed,
-            args.now,
-            into_auth=args.into_auth,
-            if_empty=args.if_empty,
-            nudge_effect=args.nudge_effect,
-        )
-    except SeedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if report is None:
-        print("the database already has events: not seeding (--if-empty)")
-        return 0
-    print(report.summary())
+    report = seed(
+        args.database_url,
+        args.users,
+        args.days,
+        args.seed,
+        args.now,
+        into_auth=args.into_auth,
+        if_empty=args.if_empty,
+        nudge_effect=args.nudge_effect,
+    )
+    with keeping_status(0):
+        print(report.summary() if report else "the database already has events: not seeding (--if-empty)")
     return 0

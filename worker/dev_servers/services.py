@@ -20,7 +20,6 @@ crash, lives in the state folder:
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import os
 import pwd
@@ -36,6 +35,9 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from events_schema.cli_args import CommandParser
+from events_schema.cli_errors import keeping_status, run_command
+from events_schema.errors import CommandError
 from events_schema.settings import SERVICES_STOPPED_MARK, STATE_DIR
 from worker.dev_servers import runtime as embedded_runtime
 from worker.dev_servers.runtime import (
@@ -301,6 +303,7 @@ def _status(state_dir: Path) -> int:
         ("DATABASE_URL", "postgres.port", _pg_url, postgres_answers),
         ("REDIS_URL", "valkey.port", _redis_url, broker_answers),
     ]
+    lines = []
     all_answer = True
     for name, port_file, url_for, answers in checks:
         url, origin = configured_url(name), "configured"
@@ -309,25 +312,34 @@ def _status(state_dir: Path) -> int:
             url, origin = (url_for(port) if port is not None else None), "embedded"
         ok = url is not None and answers(url)
         all_answer = all_answer and ok
-        print(f"{name}={_masked(url) if url else ''}  ({origin}, {'answering' if ok else 'not answering'})")
-    return 0 if all_answer else 1
+        lines.append(f"{name}={_masked(url) if url else ''}  ({origin}, {'answering' if ok else 'not answering'})")
+    status = 0 if all_answer else 1
+    with keeping_status(status):
+        print("\n".join(lines))
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
     """`up [--watch-parent PID]`, `down`, `status`; errors are one line on stderr and exit 1."""
-    common = argparse.ArgumentParser(add_help=False)
+    return run_command(lambda: _parse_and_run(argv))
+
+
+def _parse_and_run(argv: list[str] | None) -> int:
+    common = CommandParser(add_help=False)
     common.add_argument(
         "--state-dir", type=Path, default=STATE_DIR, help="where the servers keep data, ports, pid files and logs"
     )
-    parser = argparse.ArgumentParser(prog="python -m worker services", description=DESCRIPTION)
+    parser = CommandParser(prog="python -m worker services", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser(
         "up", parents=[common], description=DESCRIPTION, help="start what DATABASE_URL / REDIS_URL do not configure"
     )
     up.add_argument("--watch-parent", type=int, metavar="PID", help="stop the servers when this process dies")
-    commands.add_parser("down", parents=[common], help="stop the embedded servers (their data stays)")
+    down_help = "stop the embedded servers (their data stays)"
+    commands.add_parser("down", parents=[common], help=down_help, description=down_help[0].upper() + down_help[1:])
+    purge_help = "stop the servers and delete their data, logs and the state folder"
     purge_parser = commands.add_parser(
-        "purge", parents=[common], help="stop the servers and delete their data, logs and the state folder"
+        "purge", parents=[common], help=purge_help, description=purge_help[0].upper() + purge_help[1:]
     )
     purge_parser.add_argument(
         "--all",
@@ -336,7 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"as root, also {embedded_runtime.RUNTIME_ROOT} (program copies shared by "
         f"every checkout) and the system user {embedded_runtime.SERVICE_USER}",
     )
-    commands.add_parser("status", parents=[common], help="show the URLs and whether they answer")
+    commands.add_parser(
+        "status",
+        parents=[common],
+        help="show the URLs and whether they answer",
+        description="Show the database and broker URLs in use and whether each answers; exit 1 if one does not.",
+    )
     watchdog = commands.add_parser("watchdog", parents=[common], help="internal: started by up --watch-parent")
     watchdog.add_argument("--parent", type=int, required=True)
     args = parser.parse_args(argv)
@@ -355,14 +372,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         _watch(state_dir, args.parent)
         return 0
-    except KeyboardInterrupt:
-        return 130
-    except ServiceError as exc:
-        message = str(exc)
-    except Exception as exc:  # the CLI promises one line, never a traceback  # noqa: BLE001
-        message = f"unexpected {type(exc).__name__}: {exc}"
-    print(f"services: {' '.join(message.split())}", file=sys.stderr)
-    return 1
+    except (CommandError, BrokenPipeError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # servers and processes fail in many ways: still one line, never a traceback
+        raise ServiceError(f"services: unexpected {type(exc).__name__}: {exc}") from exc
 
 
 if __name__ == "__main__":

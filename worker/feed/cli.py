@@ -17,8 +17,9 @@ from types import FrameType
 from uuid import UUID
 
 from events_schema.db import connect, one_row
+from events_schema.errors import UsageError
 from worker.database import act_as_service_role
-from worker.feed import BEGINNING, Cursor, Feed, FeedError, FeedEvent
+from worker.feed import BEGINNING, Cursor, Feed, FeedEvent
 from worker.feed.lines import LineWriter
 from worker.feed.subscription import query
 from worker.metrics.registry import record_feed_delivery
@@ -50,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--since", metavar="CURSOR", help="carry on after this cursor, or 'beginning' for all events (default: now)"
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per line, each with its cursor")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per line, each with its cursor (default: text lines)"
+    )
     parser.add_argument(
         "--any-type",
         action="store_true",
@@ -84,12 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if args.event_types and not args.any_type:
         unknown = unknown_types(feed.url, args.event_types)
         if unknown:
-            print(
-                f"error: no event has had type {', '.join(map(repr, unknown))} yet; check the spelling, "
-                "or pass --any-type to wait for it",
-                file=sys.stderr,
+            raise UsageError(
+                f"no event has had type {', '.join(map(repr, unknown))} yet; check the spelling, "
+                "or pass --any-type to wait for it"
             )
-            return 2
     subscription = out = None
     unwritten = False  # events handed out whose lines are not all written
     try:
@@ -109,9 +110,6 @@ def run(args: argparse.Namespace) -> int:
                 unwritten = False
     except KeyboardInterrupt:
         pass
-    except FeedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         pass  # the reader went away (`| head`): stop quietly
     if subscription is not None:

@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 
 from events_schema.db import DatabaseUnavailable, connect
+from events_schema.errors import UsageError
 from events_schema.pooler import SessionRequired, require_session, session_setting
 from events_schema.postgrest import claims_for, request
 from events_schema.queries import QueryFolder
@@ -53,8 +54,8 @@ BUSY_POLL_MAX = 0.1
 logger = logging.getLogger(__name__)
 
 
-class FeedError(RuntimeError):
-    """A cursor the feed cannot use; the message is one line for the user."""
+class FeedError(UsageError):
+    """A cursor the feed cannot use (a command exits 2)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,8 @@ from worker.scan.shards import Shard, state_key
 
 query = QueryFolder(Path(__file__).resolve().parent / "sql")
 OVERDUE_FACTOR = 2
+# Once one worker of the queue answered: how long the others have to answer too.
+WORKERS_GRACE_SECONDS = 0.5
 
 
 @dataclass
@@ -149,7 +152,7 @@ def database_checks(url: str, settings: Settings, now: datetime, timeout: float)
         conn = connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
     except DatabaseUnavailable as exc:
         return [
-            Check("database", False, _first_line(exc)),
+            Check("database", False, _first_line(exc), {"reachable": False}),
             Check("scans", False, "not checked: the database is unreachable"),
         ]
     with conn:
@@ -172,14 +175,43 @@ def broker(app: Celery, timeout: float) -> Check:
             # kombu takes float seconds; celery-types' stub says int.
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)  # type: ignore[arg-type]
     except Exception as exc:  # any transport's failure to connect, reported as one line  # noqa: BLE001
-        return Check("broker", False, f"{url} unreachable: {_first_line(exc)}", {"url": url})
+        return Check("broker", False, f"{url} unreachable: {_first_line(exc)}", {"url": url, "reachable": False})
     return Check("broker", True, f"{url} reachable", {"url": url})
 
 
-def workers(app: Celery, queue: str, timeout: float) -> Check:
-    """Workers that answer within `timeout` and consume `queue` (others on the broker do not count)."""
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
-    consuming = sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
+class _Answered(Exception):
+    """A worker consuming the queue answered: stop waiting for the others."""
+
+
+def _consumers(app: Celery, queue: str, timeout: float, stop_at_first: bool) -> set[str]:
+    """Workers consuming `queue` among those answering `active_queues`.
+
+    Celery's broadcast waits `timeout` past the last reply, as it cannot know how many workers
+    there are; with `stop_at_first` the wait ends at the first reply from a consumer of `queue`.
+    """
+    found: set[str] = set()
+
+    def on_reply(reply: dict[str, list[dict[str, Any]]]) -> None:
+        for name, queues in reply.items():
+            if any(q.get("name") == queue for q in queues):
+                found.add(name)
+                if stop_at_first:
+                    raise _Answered
+
+    with contextlib.suppress(_Answered):
+        app.control.broadcast("active_queues", reply=True, timeout=timeout, callback=on_reply)
+    return found
+
+
+def workers(app: Celery, queue: str, timeout: float, grace: float = WORKERS_GRACE_SECONDS) -> Check:
+    """Workers that answer within `timeout` and consume `queue` (others on the broker do not count).
+
+    Returns as soon as one such worker answered, plus a second round of at most about `grace`
+    seconds in which the other live workers answer too (to name them all), not after `timeout`.
+    """
+    consuming = sorted(_consumers(app, queue, timeout, stop_at_first=True))
+    if consuming:
+        consuming = sorted({*consuming, *_consumers(app, queue, min(grace, timeout), stop_at_first=False)})
     data = {"queue": queue, "workers": consuming}
     if not consuming:
         return Check("workers", False, f"no worker consuming queue {queue!r} answered within {timeout:g} s", data)

@@ -1,7 +1,8 @@
 """`python -m worker health`: database, migrations, broker, workers and scans, one line each.
 
 Exits 0 when everything is healthy and 1 otherwise, so an orchestrator or a cron job can act on
-it. Every check is bounded by --timeout; nothing is written anywhere.
+it. Every check is bounded by --timeout and returns as soon as it has its answer; nothing is
+written anywhere.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import argparse
 import json
 from datetime import UTC, datetime
 
-from events_schema.settings import get_settings
+from events_schema.cli_errors import keeping_status
+from events_schema.settings import get_settings, stopped_services_note
 from worker.health.checks import Check, broker, database_checks, workers
 
 
@@ -47,15 +49,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         checks.append(Check("workers", False, "not checked: the broker is unreachable"))
     healthy = all(check.ok for check in checks)
-    if args.json:
-        print(
-            json.dumps(
-                {"healthy": healthy, "checked_at": now.isoformat(), "checks": [check.as_dict() for check in checks]}
-            )
-        )
-    else:
-        for check in checks:
-            print(f"{'ok' if check.ok else 'FAIL':4}  {check.name:20}  {check.detail}")
-        failed = [check.name for check in checks if not check.ok]
-        print("healthy" if healthy else f"unhealthy: {', '.join(failed)}")
-    return 0 if healthy else 1
+    # A server that does not answer may be one scripts/run started and stopped: say so, as every command does.
+    unreachable = any(check.data.get("reachable") is False for check in checks)
+    note = stopped_services_note() if unreachable else None
+    status = 0 if healthy else 1
+    with keeping_status(status):
+        if args.json:
+            report = {
+                "healthy": healthy,
+                "checked_at": now.isoformat(),
+                "checks": [check.as_dict() for check in checks],
+            }
+            print(json.dumps({**report, "note": note} if note else report))
+        else:
+            for check in checks:
+                print(f"{'ok' if check.ok else 'FAIL':4}  {check.name:20}  {check.detail}")
+            failed = [check.name for check in checks if not check.ok]
+            print("healthy" if healthy else f"unhealthy: {', '.join(failed)}" + (f"; {note}" if note else ""))
+    return status

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -19,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import kombu.exceptions
-import psycopg
-import sqlalchemy.exc
 
+from events_schema.cli_args import non_empty, whole_number
+from events_schema.cli_errors import keeping_status
+from events_schema.errors import CommandError, Unreachable, UsageError
 from events_schema.progress import Progress
 from events_schema.settings import get_settings
 from worker.ingest.importer import ImportSummary, chunks, import_rows, replay_rejected
+from worker.ingest.quarantine import has_batch, rejected_rows
 from worker.ingest.sources import BODY_FORMAT, FORMATS, ImportFileError, Row, file_content_id, read_body, read_rows
 
 # Longest line read at once: any valid event fits (its value may be written with \u escapes).
@@ -35,8 +36,15 @@ MAX_IN_FLIGHT = 4
 SHOWN_ERRORS = 20
 
 
-class EnqueueError(RuntimeError):
-    """A batch sent to the workers failed or did not finish in time; one line for the user."""
+class EnqueueError(CommandError):
+    """A batch sent to the workers failed or did not finish in time (exit 1)."""
+
+
+class BrokerUnavailable(Unreachable):
+    """The broker did not answer before the first batch was sent (exit 1)."""
+
+
+USAGE_HINT = "see python -m worker import --help"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default: csv for *.csv files, else ndjson; body: a POST /rpc/import_events "
         "request body, imported with the ids the RPC gives its rows",
     )
-    parser.add_argument("--batch-size", type=int, help="rows per transaction / per task (default IMPORT_CHUNK_SIZE)")
+    parser.add_argument(
+        "--batch-size",
+        type=whole_number(1),
+        metavar="N",
+        help="rows per transaction / per task, at least 1 (default IMPORT_CHUNK_SIZE)",
+    )
     parser.add_argument(
         "--batch-id",
+        type=non_empty,
         help="ids of rows without one derive from it and the line number; "
-        "default: the hash of the file's content. Reuse it to re-run safely",
+        "default: the hash of the file's content. Reuse it to re-run safely. "
+        "With --replay-rejected or --list-rejected: only this batch's rows",
     )
     parser.add_argument("--enqueue", action="store_true", help="send the batches to the workers (import_events)")
     parser.add_argument("--timeout", type=float, default=600, help="--enqueue: seconds to wait for each batch")
@@ -60,7 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="re-validate quarantined rows (of --batch-id, or all) and move those that pass",
     )
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--list-rejected",
+        action="store_true",
+        help="list the quarantined rows (of --batch-id, or all) with their reasons; writes nothing",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (--list-rejected: one JSON object per row)"
+    )
 
 
 def _rows_note(total: ImportSummary) -> str:
@@ -79,7 +101,7 @@ def _enqueue(
             # kombu takes float seconds; celery-types' stub says int.
             connection.ensure_connection(max_retries=1, interval_start=0.5)  # type: ignore[arg-type]
     except kombu.exceptions.OperationalError as exc:
-        raise EnqueueError(f"cannot reach the broker at {connection.as_uri()}: {exc}") from exc
+        raise BrokerUnavailable(f"cannot reach the broker at {connection.as_uri()}: {exc}") from exc
     total = ImportSummary(batch_id)
     in_flight: deque[tuple[int, Any]] = deque()
 
@@ -163,58 +185,66 @@ def _print_summary(summary: ImportSummary, args: argparse.Namespace, seconds: fl
         )
 
 
-def _usage_error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+def _list_rejected(args: argparse.Namespace) -> int:
+    """The quarantine, one row a line (or one JSON object a line); exit 1 when --batch-id has none."""
+    listed = 0
+    for row in rejected_rows(args.batch_id):
+        listed += 1
+        if args.json:
+            print(json.dumps(row.as_dict()))
+        else:
+            print(f"{row.batch_id} row {row.position} (received {row.received_at:%Y-%m-%d %H:%M:%S} UTC): {row.reason}")
+    if not listed and args.batch_id is not None:
+        raise CommandError(f"no rejected rows for batch {args.batch_id}")
+    if not args.json:
+        print(f"{listed:,} rows in the quarantine" + (f" for batch {args.batch_id}" if args.batch_id else ""))
+    return 0
 
 
-# The database, the broker or a worker failed along the way: one line, and what to do.
-SERVICE_ERRORS = (
-    EnqueueError,
-    psycopg.OperationalError,
-    sqlalchemy.exc.OperationalError,
-    kombu.exceptions.OperationalError,
-)
-
-
-def _service_error(exc: Exception, advice: str) -> int:
-    print(f"error: {str(exc).strip().splitlines()[0]}\n{advice}", file=sys.stderr)
-    return 1
+def _replay(args: argparse.Namespace, batch_size: int, started: float) -> int:
+    if args.batch_id is not None and not has_batch(args.batch_id):
+        raise CommandError(f"no rejected rows for batch {args.batch_id}")
+    try:
+        summary = replay_rejected(args.batch_id, chunk_size=batch_size)
+    except Exception as exc:
+        exc.add_note("chunks already replayed stay replayed; run the replay again to finish")
+        raise
+    status = 1 if summary.rejected else 0
+    with keeping_status(status):
+        _print_summary(summary, args, time.monotonic() - started, replay=True)
+    return status
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    batch_size = args.batch_size or settings.import_chunk_size
-    if batch_size <= 0:
-        return _usage_error("--batch-size must be positive")
-    if args.batch_id is not None and not args.batch_id.strip():
-        return _usage_error("--batch-id must not be empty")
     started = time.monotonic()
-    if args.replay_rejected:
-        if args.path or args.enqueue:
-            return _usage_error("--replay-rejected takes no file and runs in this process (no --enqueue)")
-        try:
-            summary = replay_rejected(args.batch_id, chunk_size=batch_size)
-        except SERVICE_ERRORS as exc:
-            return _service_error(exc, "Chunks already replayed stay replayed; run the replay again to finish.")
-        _print_summary(summary, args, time.monotonic() - started, replay=True)
-        return 1 if summary.rejected else 0
+    batch_size = args.batch_size or get_settings().import_chunk_size
+    if args.replay_rejected or args.list_rejected:
+        if args.path or args.enqueue or (args.replay_rejected and args.list_rejected):
+            raise UsageError(
+                "--replay-rejected and --list-rejected take no file, run in this process (no --enqueue) "
+                f"and go alone; {USAGE_HINT}"
+            )
+        return _list_rejected(args) if args.list_rejected else _replay(args, batch_size, started)
     if args.path is None:
-        return _usage_error("give a file to import, or --replay-rejected")
+        raise UsageError(f"give a file to import, --replay-rejected or --list-rejected; {USAGE_HINT}")
+    return _import_file(args, batch_size, started)
+
+
+def _import_file(args: argparse.Namespace, batch_size: int, started: float) -> int:
     fmt = args.format or ("csv" if args.path.suffix.lower() == ".csv" else "ndjson")
-    max_line_bytes = LINE_LIMIT_FACTOR * settings.import_max_value_bytes + LINE_LIMIT_SLACK
+    max_line_bytes = LINE_LIMIT_FACTOR * get_settings().import_max_value_bytes + LINE_LIMIT_SLACK
     try:
         stream = args.path.open("rb")
     except OSError as exc:
-        return _usage_error(f"cannot read {args.path}: {exc.strerror or exc}")
+        raise UsageError(f"cannot read {args.path}: {exc.strerror or exc}") from exc
     with stream:
         try:
             body = read_body(stream.read()) if fmt == BODY_FORMAT else None
             batch_id = args.batch_id or (body[1] if body else file_content_id(args.path))
         except OSError as exc:
-            return _usage_error(f"cannot read {args.path}: {exc.strerror or exc}")
+            raise UsageError(f"cannot read {args.path}: {exc.strerror or exc}") from exc
         except ImportFileError as exc:
-            return _usage_error(f"{args.path}: {exc}")
+            raise ImportFileError(f"{args.path}: {exc}") from exc
         progress = Progress(args.path.stat().st_size, "importing bytes")
         rows = body[0] if body else read_rows(stream, fmt, max_line_bytes)
         try:
@@ -228,13 +258,15 @@ def run(args: argparse.Namespace) -> int:
                     on_chunk=lambda total: progress.update(stream.tell(), _rows_note(total)),
                 )
         except ImportFileError as exc:
-            return _usage_error(f"{args.path}: {exc}")
-        except SERVICE_ERRORS as exc:
-            return _service_error(
-                exc,
-                f"Chunks already written stay written; re-running with --batch-id {batch_id} inserts each row once.",
+            raise ImportFileError(f"{args.path}: {exc}") from exc
+        except Exception as exc:
+            exc.add_note(
+                f"chunks already written stay written; re-running with --batch-id {batch_id} inserts each row once"
             )
+            raise
         finally:
             progress.close()
-    _print_summary(summary, args, time.monotonic() - started, replay=False)
-    return 1 if summary.rejected else 0
+    status = 1 if summary.rejected else 0
+    with keeping_status(status):
+        _print_summary(summary, args, time.monotonic() - started, replay=False)
+    return status

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from events_schema.errors import UsageError
 from worker.ingest.rows import FIELDS, REQUIRED_FIELDS, show
 
 FORMATS = ("ndjson", "csv")
@@ -24,8 +25,8 @@ BODY_FORMAT = "body"
 KEPT_OF_LONG_LINE = 4096
 
 
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (e.g. a bad CSV header); one line for the user."""
+class ImportFileError(UsageError):
+    """The file as a whole cannot be imported (e.g. a bad CSV header): exit 2."""
 
 
 class Row(NamedTuple):

@@ -10,7 +10,8 @@ import argparse
 import contextlib
 import sys
 
-from worker.metrics.exporter import MetricsUnavailable, serve
+from events_schema.errors import UsageError
+from worker.metrics.exporter import serve
 
 
 def _port(text: str) -> int:
@@ -31,12 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         _server, thread = serve(args.port, args.host)
-    except MetricsUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     print(f"serving metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         thread.join()

@@ -18,12 +18,14 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+from events_schema.errors import UsageError
+
 logger = logging.getLogger(__name__)
 _PID_FILE = re.compile(r"_(\d+)\.db$")
 
 
-class MetricsUnavailable(RuntimeError):
-    """Metrics cannot be served; the message is one line for the user."""
+class MetricsUnavailable(UsageError):
+    """Metrics cannot be served as configured (exit 2)."""
 
 
 def folder() -> Path:

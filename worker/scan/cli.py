@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from datetime import UTC, datetime
 
-from events_schema.cli_args import whole_number
-from worker.clock import parse_instant
-from worker.scan.scanner import Decision, run_scan
+from events_schema.cli_args import instant, whole_number
+from events_schema.cli_errors import keeping_status
+from events_schema.errors import UsageError
+from worker.clock import utc_now
+from worker.scan.scanner import Decision, ScanSummary, run_scan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", help="ISO-8601 instant with offset (default: now)")
+    parser.add_argument("--as-of", type=instant, metavar="ISO", help="ISO 8601 instant with offset (default: now)")
     parser.add_argument(
         "--rule",
         action="append",
@@ -41,11 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        as_of = parse_instant(args.as_of)
-    except ValueError as exc:
-        print(f"error: --as-of: {exc}", file=sys.stderr)
-        return 2
+    as_of = args.as_of.astimezone(UTC) if args.as_of else utc_now()
     shown: list[Decision] = []
     hidden = 0
 
@@ -60,12 +58,18 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = run_scan(as_of, rule_names=args.rules, dry_run=args.dry_run, full=args.full, on_decision=collect)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(summary.as_dict(), indent=2))
-        return 0 if summary.ran else 1
+    except ValueError as exc:  # an unknown --rule
+        raise UsageError(str(exc)) from exc
+    status = 0 if summary.ran else 1
+    with keeping_status(status):
+        if args.json:
+            print(json.dumps(summary.as_dict(), indent=2))
+        else:
+            _print_table(shown, hidden, summary, as_of)
+    return status
+
+
+def _print_table(shown: list[Decision], hidden: int, summary: ScanSummary, as_of: datetime) -> None:
     if shown:
         header = f"{'user_id':36}  {'rule':16}  {'last_active_at (UTC)':20}  {'idle h':>7}  {'local time':22}  decision"
         print(header)
@@ -85,4 +89,3 @@ def run(args: argparse.Namespace) -> int:
             f"  {r.rule} ({r.mode}, {r.threshold_hours:g} h): examined={r.examined} due={r.due} "
             f"nudged={r.nudged} withheld={r.withheld} " + " ".join(f"{k}={v}" for k, v in r.skipped.items())
         )
-    return 0 if summary.ran else 1
