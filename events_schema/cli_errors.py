@@ -103,6 +103,7 @@ def run_command(command: Callable[[], int], unreachable: tuple[type[BaseExceptio
     `unreachable`: the caller's own exception types that mean a server it needs is down (e.g. the
     broker's), reported like a database that is down.
     """
+    expected: tuple[type[BaseException], ...] = (CommandError, pydantic.ValidationError, *DATABASE_ERRORS, *unreachable)
     status: int | None = None
     try:
         try:
@@ -120,5 +121,5 @@ def run_command(command: Callable[[], int], unreachable: tuple[type[BaseExceptio
         return OK if status is None else status
     except KeyboardInterrupt:
         return INTERRUPTED
-    except (CommandError, pydantic.ValidationError, *DATABASE_ERRORS, *unreachable) as exc:
+    except expected as exc:
         return report(exc, unreachable)

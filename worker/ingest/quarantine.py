@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from events_schema.db import one_row
 from events_schema.queries import QueryFolder
 from worker.database import service_transaction
 
@@ -51,4 +52,4 @@ def rejected_rows(batch_id: str | None = None, url: str | None = None) -> Iterat
 def has_batch(batch_id: str, url: str | None = None) -> bool:
     """Whether the quarantine holds any row of `batch_id`."""
     with service_transaction(url) as conn:
-        return bool(conn.execute(query("import_quarantine_has_batch"), {"batch_id": batch_id}).fetchone()[0])
+        return bool(one_row(conn.execute(query("import_quarantine_has_batch"), {"batch_id": batch_id}))[0])
