@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 from types import FrameType
 
+from events_schema.cli_errors import keeping_status
 from events_schema.settings import get_settings
 from worker.delivery.providers import DeliveryConfigError
 
@@ -27,15 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from worker.delivery.dispatcher import Dispatcher
 
-    settings = get_settings()
-    try:
-        dispatcher = Dispatcher(settings)
-    except DeliveryConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    dispatcher = Dispatcher(get_settings())
     if dispatcher.provider is None:
-        print("error: DELIVERY_PROVIDER is none: set fcm or webhook (docs/delivery.md)", file=sys.stderr)
-        return 2
+        raise DeliveryConfigError("DELIVERY_PROVIDER is none: set fcm or webhook (docs/delivery.md)")
     stopping = False
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -44,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     summary = dispatcher.run(follow=not args.once, max_seconds=args.max_seconds, stop=lambda: stopping)
-    print(json.dumps(summary.as_dict()) if args.json else summary.log_line())
+    with keeping_status(0):
+        print(json.dumps(summary.as_dict()) if args.json else summary.log_line())
     return 0

@@ -19,13 +19,14 @@ from uuid import UUID
 
 import aiohttp
 
+from events_schema.errors import UsageError
 from events_schema.settings import PushMessage, Settings
 
 Kind = Literal["ok", "retry", "bad_token", "failed"]
 
 
-class DeliveryConfigError(RuntimeError):
-    """A provider that cannot work with these settings; the message is one line for the user."""
+class DeliveryConfigError(UsageError):
+    """A provider that cannot work with these settings (a command exits 2)."""
 
 
 @dataclass(frozen=True)
