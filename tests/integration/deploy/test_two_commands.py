@@ -2,8 +2,8 @@
 works whatever the other left behind.
 
 `scripts/run` is the real script, stopped with Ctrl-C once its engine is up; the test command is
-what `scripts/test` runs after its set-up (pytest), on two tests: one that runs pytest itself (a
-nested run, which once stopped the servers of the run around it) and then one that needs the
+what `scripts/test` runs after its set-up (pytest), on three tests: one that runs pytest itself (a
+nested run, which once stopped the servers of the run around it) between two that need the
 database, Redis and a worker. Both use a state folder of their own standing for the checkout's
 `.local/`. As root they run in a network namespace of their own, where nothing answers on
 127.0.0.1:5432 or :6379: a machine with no servers, so both start embedded ones; otherwise the
@@ -27,7 +27,9 @@ from sqlalchemy.engine import make_url
 from tests.integration.faults.processes import wait_until
 from tests.integration.worker_process import PROJECT_ROOT
 
+# Servers in use (and, on a machine with none, started) before the nested run ends, and used after it.
 TESTS = [
+    "tests/integration/health/test_health.py::test_workers_of_other_queues_do_not_count",
     "tests/integration/deploy/test_first_use.py::test_the_test_run_says_which_servers_it_uses_once",
     "tests/integration/health/test_health.py::test_healthy_with_a_real_worker_on_the_queue_and_the_worker_login",
 ]
