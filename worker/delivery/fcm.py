@@ -66,11 +66,13 @@ class FcmProvider:
         self._session = session
         self._refreshing = asyncio.Lock()
 
-    async def _bearer(self, stale: str | None = None) -> str:
+    async def _bearer(self) -> str:
         """A valid access token; refreshed once for every sender waiting (google-auth is blocking)."""
+        if self.credentials.valid:
+            return str(self.credentials.token)
         assert self._refreshing is not None, "start() first"
         async with self._refreshing:
-            if not self.credentials.valid or (stale is not None and self.credentials.token == stale):
+            if not self.credentials.valid:  # another sender may have refreshed it meanwhile
                 await asyncio.to_thread(self.credentials.refresh, google.auth.transport.requests.Request())
             return str(self.credentials.token)
 

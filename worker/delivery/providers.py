@@ -89,18 +89,20 @@ def http_answer(status: int, headers: Any, error_status: str = "", detail: str =
     return None
 
 
+class _KeepMissing(dict[str, Any]):
+    """format_map's values: a placeholder the nudge lacks stays as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 def render(messages: dict[str, PushMessage], rule: str, value: dict[str, Any]) -> tuple[str, str]:
     """The rule's title and body (or the default's), with the nudge's values in their placeholders.
 
     A placeholder the nudge lacks is left as written rather than failing the send.
     """
     template = messages.get(rule) or messages["default"]
-
-    class _Keep(dict[str, Any]):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
-
-    values = _Keep(value)
+    values = _KeepMissing(value)
     try:
         return template.title.format_map(values), template.body.format_map(values)
     except (ValueError, TypeError, IndexError):
