@@ -8,7 +8,10 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
+from kombu import Connection
+from kombu.utils.url import maybe_sanitize_url
 
+from events_schema.errors import Unreachable
 from events_schema.settings import stopped_services_note
 from worker.database import dispose_after_fork
 from worker.metrics import hooks, logs  # noqa: F401  (connect their Celery signals)
@@ -22,6 +25,22 @@ app.config_from_object("celeryconfig")
 _celery_cli = Path(sys.argv[0]).name == "celery" or Path(sys.argv[0]).parent.name == "celery"
 if _celery_cli and (note := stopped_services_note()):
     print(f"warning: {note}", file=sys.stderr)
+
+
+class BrokerUnavailable(Unreachable):
+    """The broker did not answer a command that needs it (exit 1, one line)."""
+
+
+def reach_broker(connection: Connection, timeout: float | None = None) -> None:
+    """Connect now, trying once more at most: a broker that is down is BrokerUnavailable at once,
+    not a traceback after a publisher's retries."""
+    try:
+        # kombu takes float seconds; celery-types' stub says int.
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)  # type: ignore[arg-type]
+    except Exception as exc:  # whatever the transport raises for a server that does not answer
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        url = maybe_sanitize_url(connection.as_uri(include_password=True))
+        raise BrokerUnavailable(f"cannot reach the broker at {url}: {reason}") from exc
 
 
 @worker_process_init.connect

@@ -17,11 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import kombu.exceptions
-
-from events_schema.cli_args import non_empty, whole_number
+from events_schema.cli_args import non_empty, positive_seconds, whole_number
 from events_schema.cli_errors import keeping_status
-from events_schema.errors import CommandError, Unreachable, UsageError
+from events_schema.errors import CommandError, UsageError
 from events_schema.progress import Progress
 from events_schema.settings import get_settings
 from worker.ingest.importer import ImportSummary, chunks, import_rows, replay_rejected
@@ -38,10 +36,6 @@ SHOWN_ERRORS = 20
 
 class EnqueueError(CommandError):
     """A batch sent to the workers failed or did not finish in time (exit 1)."""
-
-
-class BrokerUnavailable(Unreachable):
-    """The broker did not answer before the first batch was sent (exit 1)."""
 
 
 USAGE_HINT = "see python -m worker import --help"
@@ -69,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "With --replay-rejected or --list-rejected: only this batch's rows",
     )
     parser.add_argument("--enqueue", action="store_true", help="send the batches to the workers (import_events)")
-    parser.add_argument("--timeout", type=float, default=600, help="--enqueue: seconds to wait for each batch")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=600, help="--enqueue: seconds to wait for each batch"
+    )
     parser.add_argument(
         "--replay-rejected",
         action="store_true",
@@ -93,15 +89,11 @@ def _enqueue(
     rows: Iterable[Row], batch_id: str, batch_size: int, timeout: float, progress: Progress, done_bytes: Any
 ) -> ImportSummary:
     """Send chunks to `import_events` and add up their summaries, a few batches in flight."""
-    from worker.app import app
+    from worker.app import app, reach_broker
 
     # A broker that is down: one line now, not a traceback after the publisher's retries.
-    try:
-        with app.connection_for_write() as connection:
-            # kombu takes float seconds; celery-types' stub says int.
-            connection.ensure_connection(max_retries=1, interval_start=0.5)  # type: ignore[arg-type]
-    except kombu.exceptions.OperationalError as exc:
-        raise BrokerUnavailable(f"cannot reach the broker at {connection.as_uri()}: {exc}") from exc
+    with app.connection_for_write() as connection:
+        reach_broker(connection)
     total = ImportSummary(batch_id)
     in_flight: deque[tuple[int, Any]] = deque()
 

@@ -1,17 +1,23 @@
 """`python -m worker scan`: the same scan as the `scan_inactive` task, run in-process, with a
-readable table of who is due and why (or the JSON summary)."""
+readable table of who is due and why (or the JSON summary). With --via-queue the scan is sent
+to the workers instead (as `celery -A worker call scan_inactive` would, but a broker that is down
+is one line at once), and --wait prints its outcome in one line."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from datetime import UTC, datetime
+from typing import Any
 
-from events_schema.cli_args import instant, whole_number
+from events_schema.cli_args import instant, positive_seconds, whole_number
 from events_schema.cli_errors import keeping_status
 from events_schema.errors import UsageError
 from worker.clock import utc_now
 from worker.scan.scanner import Decision, ScanSummary, run_scan
+
+# --via-queue --wait: a scan's hard time limit is TASK_TIME_LIMIT_SECONDS (660 s by default).
+DEFAULT_WAIT_SECONDS = 900.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,9 +46,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the JSON summary only")
     parser.add_argument("--limit", type=whole_number(0), default=50, help="rows of the table to print (default 50)")
+    queued = parser.add_argument_group("through the queue (the workers scan; ops' `celery call`, in one line)")
+    queued.add_argument(
+        "--via-queue", action="store_true", help="send scan_inactive to the workers instead of scanning here"
+    )
+    queued.add_argument("--wait", action="store_true", help="wait for the scan's outcome and print it in one line")
+    queued.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"--wait: how long to wait for the outcome (default {DEFAULT_WAIT_SECONDS:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.via_queue:
+        return _via_queue(args)
+    if args.wait:
+        raise UsageError("--wait waits for a scan sent with --via-queue (see python -m worker scan --help)")
     as_of = args.as_of.astimezone(UTC) if args.as_of else utc_now()
     shown: list[Decision] = []
     hidden = 0
@@ -89,3 +111,26 @@ def _print_table(shown: list[Decision], hidden: int, summary: ScanSummary, as_of
             f"  {r.rule} ({r.mode}, {r.threshold_hours:g} h): examined={r.examined} due={r.due} "
             f"nudged={r.nudged} withheld={r.withheld} " + " ".join(f"{k}={v}" for k, v in r.skipped.items())
         )
+
+
+def _via_queue(args: argparse.Namespace) -> int:
+    from worker.app import app
+    from worker.scan.queued import outcome_line, send_scan, wait_for_outcome
+
+    kwargs = {
+        "as_of": args.as_of.astimezone(UTC).isoformat() if args.as_of else None,
+        "rules": args.rules,
+        "dry_run": args.dry_run,
+        "full": args.full,
+    }
+    result = send_scan(app, kwargs)
+    if not args.wait:
+        queued: dict[str, Any] = {"queued": True, "task_id": result.id, "queue": app.conf.task_default_queue}
+        with keeping_status(0):
+            print(json.dumps(queued) if args.json else f"queued scan_inactive as task {result.id} on {queued['queue']}")
+        return 0
+    outcome = wait_for_outcome(app, result, args.timeout)
+    status = 0 if outcome.get("ran") else 1
+    with keeping_status(status):
+        print(json.dumps(outcome) if args.json else outcome_line(outcome))
+    return status

@@ -1,14 +1,13 @@
 """`python -m worker health` returns once every check has its answer, not after its --timeout:
-a real worker on this test's queue answers at once, so a 60 s timeout is far from reached.
-(The bound is half the timeout: wide enough for any load, and still impossible if the
-workers check waited its timeout out as Celery's inspect does.)"""
+a real worker on this test's queue answers at once, so a 60 s timeout is far from reached. The
+test waits for the command half that timeout (wide enough for any load): a health that waited its
+timeout out, as Celery's inspect does, cannot finish within the wait."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -28,18 +27,15 @@ def test_health_returns_long_before_its_timeout_when_everything_answers(db_url: 
     queue = f"test-health-early-{uuid.uuid4().hex}"
     env = celery_env(queue, database_url=db_url, redis_url=redis_url)
     with running_worker(env, queue), running_worker(env, queue, name="second"):
-        started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-m", "worker", "health", "--json", "--timeout", str(TIMEOUT)],
             env=env,
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
-            timeout=3 * TIMEOUT,
+            timeout=TIMEOUT / 2,
         )
-        seconds = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
-    assert seconds < TIMEOUT / 2, f"health took {seconds:.1f} s with every check answering"
     # Returning early names the workers of the queue that answered (both, unless one was slower than the grace).
     workers = json.loads(result.stdout)["checks"][-1]
     assert workers["name"] == "workers" and 1 <= len(workers["workers"]) <= 2, workers
