@@ -140,13 +140,16 @@ def _read_until(fd: int, text: bytes, timeout: float) -> bytes:
     return seen
 
 
-def _wait_for_another_connection(db_url: str, timeout: float) -> None:
-    """Until some other session (the tail's) is connected to this test's own database."""
+def _wait_until_the_tail_waits(db_url: str, timeout: float) -> None:
+    """Until the tail holds the feed's handshake lock: subscribed, and waiting for events."""
     deadline = time.monotonic() + timeout
+    query = (
+        "select count(*) from pg_locks l join pg_database d on d.oid = l.database "
+        "where l.locktype = 'advisory' and d.datname = current_database() and l.granted"
+    )
     with psycopg.connect(conninfo(db_url), autocommit=True) as conn:
-        query = "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
         while conn.execute(query).fetchone()[0] == 0:
-            assert time.monotonic() < deadline, "the tail never connected"
+            assert time.monotonic() < deadline, "the tail never began waiting for events"
             time.sleep(0.1)
 
 
@@ -166,8 +169,8 @@ def test_tail_says_it_is_waiting_on_a_terminal_only(db_url: str, terminal: bool,
         if terminal:
             assert b"waiting for events" in _read_until(leader, b"waiting for events", 20)
         else:
-            # Connected, so inside the part that handles Ctrl-C (a fixed sleep was too short under load).
-            _wait_for_another_connection(db_url, timeout=60)
+            # Subscribed, so a Ctrl-C ends it with its cursor (a fixed sleep was too short under load).
+            _wait_until_the_tail_waits(db_url, timeout=60)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
