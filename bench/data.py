@@ -52,7 +52,7 @@ select count(*) from (
 """
 # Everything a previous run's scans left behind; the events and users stay.
 RESET_ENGINE = """
-delete from engagement_events where event_type = 'nudge_sent';
+delete from engagement_events where event_type in ('nudge_sent', 'nudge_withheld');
 truncate nudge_pending, nudge_scan_state, nudge_scan_leases;
 """
 

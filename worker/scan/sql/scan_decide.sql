@@ -18,7 +18,19 @@ select c.user_id,
        f.last_active_at,
        f.timezone,
        f.local_at::time as local_time,
-       d.decision,
+       -- A due user about to be nudged is in the rule's control arm when their bucket is below
+       -- holdout_percent * 100: decided last (after opt-out, episode, cool-down, quiet hours), so
+       -- the arms differ only in the send. Here, in the select list, and not in d's CASE, which
+       -- PostgreSQL copies into each place that names d.decision: the hash runs once per due user.
+       -- It is public.engagement_holdout_bucket(salt, rule, user_id) written out, since a call of
+       -- that function is not inlined (its `set search_path`) and costs ten times the expression
+       -- (bench/scan_holdout.py); the scan tests check both give the same arms.
+       case when d.decision = 'nudge' and %(holdout_buckets)s > 0
+             and mod(('x' || left(encode(sha256(convert_to(
+                   %(holdout_salt)s || '/' || %(rule)s || '/' || c.user_id::text, 'UTF8')), 'hex'), 15)
+                 )::bit(60)::bigint, 10000) < %(holdout_buckets)s
+            then 'withhold'
+            else d.decision end as decision,
        -- A held user is due again when the hold ends: the end of the cool-down after their
        -- last nudge, or the next end of quiet hours in their own time zone.
        case d.decision
@@ -83,12 +95,6 @@ cross join lateral (
                else f.local_at::time >= %(quiet_start)s::time and f.local_at::time < %(quiet_end)s::time
              end
              then 'quiet_hours'
-           -- The rule's control arm, decided last (after opt-out, cool-down, quiet hours) so the
-           -- arms differ only in the send; the hash is computed only for a user about to be nudged.
-           when case when %(holdout_buckets)s > 0
-                  then public.engagement_holdout_bucket(%(holdout_salt)s, %(rule)s, c.user_id) < %(holdout_buckets)s
-                  else false end
-             then 'withhold'
            else 'nudge'
          end as decision
 ) d
