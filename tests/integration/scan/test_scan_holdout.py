@@ -255,3 +255,18 @@ def test_the_user_never_sees_their_withheld_nudge_through_the_api(
     # Realtime Broadcast: the app hears of the nudge, never of the withheld one.
     broadcast = [e["event_type"] for m in messages(admin, user) for e in m["payload"]["events"]]
     assert broadcast == ["app_open", "nudge_sent"]
+
+
+def test_a_decided_episode_keeps_its_arm_when_the_holdout_changes(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/engine.md: withheld under the old settings, not nudged for that lapse under the new
+    ones; the user's next lapse is decided by the new settings."""
+    rules(monkeypatch, {"name": "inactive_48h", "threshold_hours": 48, "holdout_percent": 100, "holdout_salt": "a"})
+    [user] = lapsed(admin, 1)
+    run_scan(at(SCAN))
+    rules(monkeypatch, {"name": "inactive_48h", "threshold_hours": 48, "holdout_percent": 0, "holdout_salt": "b"})
+    assert run_scan(at("2026-03-06T12:00:00"), full=True).totals()["skipped"]["already_nudged"] == 1
+    add_event(admin, user, "2026-03-07T00:00:00")
+    run_scan(at("2026-03-09T12:00:00"))
+    assert [t for _, t, _ in decisions(admin)] == ["nudge_withheld", "nudge_sent"]
