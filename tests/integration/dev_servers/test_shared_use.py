@@ -3,7 +3,6 @@ user out stops them, whichever order they leave in, and a user killed outright d
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,8 +33,7 @@ def state_dir() -> Iterator[Path]:
     try:
         yield path
     finally:
-        ls.stop_all(path)
-        shutil.rmtree(path)
+        ls.purge(path, everything=False)  # the servers, the folder, and their home outside it if any
 
 
 def _answers(url: str) -> bool:
