@@ -61,6 +61,19 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def ahead_text(seconds: int) -> str:
+    """How far ahead a timestamp is, as people say it: seconds under an hour (near the allowed skew,
+    where they matter), then hours under 48, days under two years, then years of 365.25 days, each
+    rounded. The same integer arithmetic as the database's engagement_import_ahead()."""
+    if seconds < 3600:
+        return f"{seconds} s"
+    if seconds < 172800:
+        return f"{(seconds + 1800) // 3600} h"
+    if seconds < 63072000:
+        return f"{(seconds + 43200) // 86400} days"
+    return f"{(seconds + 15778800) // 31557600} years"
+
+
 @dataclass(frozen=True)
 class Rules:
     """What a row is checked against: the reserved types (read from the database) and the limits."""
@@ -164,7 +177,7 @@ class IncomingEvent(BaseModel):
         ahead = utc - now
         if ahead > rules.max_clock_skew:
             raise ValueError(
-                f"timestamp {show(raw)} is {ahead.total_seconds():.0f} s in the future (now is "
+                f"timestamp {show(raw)} is {ahead_text(round(ahead.total_seconds()))} in the future (now is "
                 f"{now.isoformat(timespec='seconds')}); at most {rules.max_clock_skew.total_seconds():.0f} s "
                 "of clock skew is allowed"
             )

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 FIELDS = "(fields are: id, user_id, event_type, timestamp, value)"
-RESERVED = "(reserved: nudge_delivered, nudge_failed, nudge_sent)"
+RESERVED = "(reserved: nudge_delivered, nudge_failed, nudge_sent, nudge_withheld)"
 PATTERN = (
     "must be lowercase snake_case: a letter, then at most 62 letters, digits or underscores (^[a-z][a-z0-9_]{0,62}$)"
 )
@@ -59,9 +59,11 @@ def ok(ctx: Context, **fields: Any) -> dict[str, Any]:
     return {k: v for k, v in row.items() if v is not ...}
 
 
-def skew_message(raw: str, ahead: int, ctx: Context) -> str:
+def skew_message(raw: str, ahead: int | str, ctx: Context) -> str:
+    """The refusal of a timestamp `ahead` seconds (or e.g. "72 years") in the future."""
+    ahead = f"{ahead} s" if isinstance(ahead, int) else ahead
     return (
-        f'timestamp "{raw}" is {ahead} s in the future (now is {ctx.now.strftime("%Y-%m-%dT%H:%M:%S")}+00:00); '
+        f'timestamp "{raw}" is {ahead} in the future (now is {ctx.now.strftime("%Y-%m-%dT%H:%M:%S")}+00:00); '
         f"at most {SKEW} s of clock skew is allowed"
     )
 
@@ -297,9 +299,39 @@ CASES: list[Case] = [
         lambda c: skew_message(c.at(301.5), 302, c),
     ),
     Case(
+        "timestamp 3599 s ahead (still in seconds)",
+        lambda c: ok(c, timestamp=c.at(3599)),
+        lambda c: skew_message(c.at(3599), 3599, c),
+    ),
+    Case(
+        "timestamp an hour ahead (in hours)",
+        lambda c: ok(c, timestamp=c.at(3600)),
+        lambda c: skew_message(c.at(3600), "1 h", c),
+    ),
+    Case(
+        "timestamp 47.5 h ahead (hours round half up)",
+        lambda c: ok(c, timestamp=c.at(47.5 * 3600)),
+        lambda c: skew_message(c.at(47.5 * 3600), "48 h", c),
+    ),
+    Case(
+        "timestamp 48 h ahead (in days)",
+        lambda c: ok(c, timestamp=c.at(48 * 3600)),
+        lambda c: skew_message(c.at(48 * 3600), "2 days", c),
+    ),
+    Case(
         "timestamp a year ahead",
         lambda c: ok(c, timestamp=c.at(365 * 86400)),
-        lambda c: skew_message(c.at(365 * 86400), 365 * 86400, c),
+        lambda c: skew_message(c.at(365 * 86400), "365 days", c),
+    ),
+    Case(
+        "timestamp 730 days ahead (in years)",
+        lambda c: ok(c, timestamp=c.at(730 * 86400)),
+        lambda c: skew_message(c.at(730 * 86400), "2 years", c),
+    ),
+    Case(
+        "timestamp 72 years ahead (the issue's 2274565800 s)",
+        lambda c: ok(c, timestamp=c.at(2274565800)),
+        lambda c: skew_message(c.at(2274565800), "72 years", c),
     ),
     # value
     Case("value an array", lambda c: ok(c, value=[1, 2]), lambda c: "value must be a JSON object, got array [1, 2]"),
