@@ -70,7 +70,8 @@ def describe(exc: BaseException, unreachable: tuple[type[BaseException], ...] = 
         parts.append(note)
     # Advice added where the failure passed through (`exc.add_note(...)`): on the same line.
     parts += [" ".join(note.split()) for note in getattr(exc, "__notes__", ())]
-    return "; ".join(parts), status
+    # One sentence: a part's closing full stop would end it before the next.
+    return "; ".join(part.rstrip(".") for part in parts), status
 
 
 def report(exc: BaseException, unreachable: tuple[type[BaseException], ...] = ()) -> int:

@@ -114,6 +114,6 @@ def test_cli_enqueue_without_a_worker_times_out_with_advice(
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "error: the batch from line 1 did not complete: TimeoutError: The operation timed out.",
-        "Chunks already written stay written; re-running with --batch-id lonely inserts each row once.",
+        "error: the batch from line 1 did not complete: TimeoutError: The operation timed out; "
+        "chunks already written stay written; re-running with --batch-id lonely inserts each row once"
     ]
