@@ -9,8 +9,7 @@ into empty tables, the median of --repeat runs of:
   2. the RPC as PostgREST runs it (role and claims set locally, the body as one json value,
      `select public.import_events(...)`), over a connection as `authenticator`, with a batch_id;
   3. the same without a batch_id (the function hashes the batch's content);
-  4. the same batch sent again (every row a duplicate);
-  5. the RPC with the PL/pgSQL SHA-1 a database without pgcrypto falls back to.
+  4. the same batch sent again (every row a duplicate).
 PostgREST's own work (HTTP, JWT, reading the body) is not included: measured from its
 connection's side. Prints seconds, rows/s and ratios to the baseline, then drops the database.
 """
@@ -40,11 +39,6 @@ from events_schema.settings import get_settings
 
 PARAMETERS = {"batch": "jsonb", "batch_id": "text"}
 EMPTY = "truncate public.engagement_events, public.engagement_import_quarantine, public.engagement_last_activity"
-FALLBACK_SHA1 = """
-create or replace function public.engagement_import_sha1(message bytea) returns bytea
-language sql immutable strict parallel safe set search_path = ''
-as $f$ select public.engagement_import_sha1_plpgsql(message) $f$
-"""
 
 
 def make_batch(users: list[str], count: int) -> list[dict]:
@@ -117,8 +111,6 @@ def main() -> int:
         results.append(("RPC, with batch_id", *timed(call(with_id), empty, args.repeat)))
         results.append(("RPC, without batch_id (content hash)", *timed(call(without_id), empty, args.repeat)))
         results.append(("RPC, sent again (all duplicates)", *timed(call(with_id), lambda: None, args.repeat)))
-        admin.execute(FALLBACK_SHA1)
-        results.append(("RPC, PL/pgSQL SHA-1 (no pgcrypto)", *timed(call(with_id), empty, max(1, args.repeat // 2))))
         api.close()
         admin.close()
 

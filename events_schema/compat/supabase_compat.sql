@@ -27,6 +27,12 @@ alter role authenticator set timezone to 'UTC';
 
 grant usage on schema public to anon, authenticated, service_role;
 
+-- Supabase keeps extensions in schema `extensions`, pgcrypto among them (the REST import's event
+-- ids are UUIDv5, made with its SHA-1 digest()); the same here, from PostgreSQL's contrib.
+create schema if not exists extensions;
+grant usage on schema extensions to anon, authenticated, service_role;
+create extension if not exists pgcrypto with schema extensions;
+
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
 
