@@ -82,7 +82,12 @@ def _resume(db_url: str, since: str, expected: int) -> list[str]:
     """`tail --json --since CURSOR`: the ids of the events it prints, `expected` of them and then
     no more (checked once Ctrl-C has stopped it)."""
     tail = Tail(db_url, "--json", "--since", since)
-    ids = [json.loads(tail.line(timeout=60))["id"] for _ in range(expected)]
+    try:
+        ids = [json.loads(tail.line(timeout=60))["id"] for _ in range(expected)]
+    except BaseException:
+        tail.process.kill()  # leave no tail behind, retrying against the dropped database
+        tail.process.wait(timeout=30)
+        raise
     status, stderr = tail.interrupt()
     assert status == 0, stderr
     extra = []
