@@ -64,6 +64,26 @@ def test_activity_after_as_of_is_read_from_the_log(admin: psycopg.Connection, la
     assert decide() == {user: ("nudge", "2026-03-01T00:00:00+00:00")}
 
 
+@pytest.mark.parametrize("not_activity", ["soft-deleted", "a nudge", "a type the rule does not count"])
+def test_the_log_read_past_as_of_counts_activity_only(
+    admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, not_activity: str
+) -> None:
+    """Where the summary is after as_of the decide query reads the log back from as_of: a
+    soft-deleted event, a nudge and (for a rule narrowing the types) another type inside the
+    threshold are not activity there either."""
+    narrowed = not_activity == "a type the rule does not count"
+    rules(monkeypatch, {"name": "r48", "threshold_hours": 48, "event_types": ["app_open"] if narrowed else None})
+    user = add_user(admin, "2026-01-01T00:00:00")
+    add_event(admin, user, "2026-03-01T00:00:00")
+    inside = "2026-03-03T00:00:00"
+    if not_activity == "soft-deleted":
+        admin.execute("update engagement_events set is_deleted = true where id = %s", (add_event(admin, user, inside),))
+    else:
+        add_event(admin, user, inside, "nudge_sent" if not_activity == "a nudge" else "coach_message")
+    add_event(admin, user, "2026-03-10T00:00:00")  # the summaries are after as_of: the log is read
+    assert decide() == {user: ("nudge", "2026-03-01T00:00:00+00:00")}
+
+
 def test_activity_exactly_at_as_of_counts(admin: psycopg.Connection) -> None:
     user = add_user(admin, "2026-01-01T00:00:00")
     add_event(admin, user, "2026-03-01T00:00:00")
