@@ -123,9 +123,13 @@ def test_grants(admin: psycopg.Connection) -> None:
             if admin.execute("select has_table_privilege(%s, %s, %s)", (role, f"public.{table}", p)).fetchone()[0]
         }
 
+    # Users remove their own device tokens (docs/delivery.md); nothing else of theirs is ever deleted.
+    deletable = {"device_tokens"}
     for table in public_tables(admin):
         assert granted("anon", table) == set(), table
-        assert granted("authenticated", table) <= {"SELECT", "INSERT"}, table
+        allowed = {"SELECT", "INSERT"} | ({"DELETE"} if table in deletable else set())
+        assert granted("authenticated", table) <= allowed, table
+    assert granted("authenticated", "device_tokens") == {"SELECT", "DELETE"}
     assert granted("authenticated", "engagement_events") == {"SELECT"}
     assert granted("service_role", "engagement_events") == {"SELECT", "DELETE"}
     # Writes are granted per column: the feed's position is the database's to set.
