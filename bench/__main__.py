@@ -113,12 +113,15 @@ def run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.users]
     with psycopg.connect(_admin_conninfo(), connect_timeout=5) as conn:
         version = conn.execute("select version()").fetchone()[0]
+        shared_buffers = conn.execute("show shared_buffers").fetchone()[0]
     result: dict[str, Any] = {
         "command": "python -m bench " + " ".join(sys.argv[1:]),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "postgres": version,
+            "shared_buffers": shared_buffers,
             "load_before": [round(x, 2) for x in os.getloadavg()],
         },
         "sizes": [],

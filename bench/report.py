@@ -69,6 +69,13 @@ ROWS: list[Row] = [
         readme=True,
     ),
     Row(
+        "the same, single rows (one transaction each)",
+        "insert_single_same_table_per_s/insert_single_no_triggers_per_s",
+        "ratio",
+        1,
+        readme=True,
+    ),
+    Row(
         "the same, every row a new user",
         "insert_new_users_same_table_per_s/insert_new_users_no_triggers_per_s",
         "ratio",
@@ -76,6 +83,7 @@ ROWS: list[Row] = [
         readme=True,
     ),
     Row("worker's peak memory during a full scan (max RSS)", "peak_rss_mb", "MB", readme=True),
+    Row("the importer's peak memory (max RSS)", "import_peak_rss_mb", "MB", 1, readme=True),
 ]
 
 
@@ -113,12 +121,18 @@ def table(run: dict[str, Any], readme: bool = False) -> str:
         return " | ".join(padded).rstrip()
 
     out = [line(head), "-+-".join("-" * w for w in widths), *(line(r) for r in lines)]
-    m = run["machine"]
-    out.append(
-        f"machine: {m['cpus']} CPUs, load average {m['load_before']} before, {m['load_after']} after; "
-        f"{' '.join(m['postgres'].split()[:2])}"
-    )
+    out.append(machine(run["machine"]))
     return "\n".join(out)
+
+
+def machine(m: dict[str, Any]) -> str:
+    """One line: the CPUs, memory and load the run had, and the server (runs older than a field omit it)."""
+    memory = f", {m['memory_gb']:.0f} GB RAM" if m.get("memory_gb") else ""
+    buffers = f", shared_buffers {m['shared_buffers']}" if m.get("shared_buffers") else ""
+    return (
+        f"machine: {m['cpus']} CPUs{memory}, load average {m['load_before']} before, {m['load_after']} after; "
+        f"{' '.join(m['postgres'].split()[:2])}{buffers}"
+    )
 
 
 # The generated part of a page: a code block between these two lines, rewritten by `render`.
@@ -146,24 +160,78 @@ def generated(page: Path) -> str:
 
 
 def compare(a_path: Path, b_path: Path) -> str:
-    """B / A for every numeric measure of the sizes both runs have."""
+    """Before (A) and after (B) in one table per size both runs have: every row of the run's table
+    with both values and after / before, then every other number of the JSON the same way, then
+    both machines. A figure one run lacks shows '-'."""
     a, b = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
     by_users = {s["users"]: s for s in a["sizes"]}
     out = []
-    for s in b["sizes"]:
-        base = by_users.get(s["users"])
-        if base is None:
+    for after in b["sizes"]:
+        before = by_users.get(after["users"])
+        if before is None:
             continue
-        out.append(f"{s['users']:,} users: B / A")
-        for key, v in s.items():
-            if (
-                isinstance(v, (int, float))
-                and not isinstance(v, bool)
-                and isinstance(base.get(key), (int, float))
-                and base[key]
-            ):
-                out.append(f"  {key:32} {base[key]:>14,.3f} {v:>14,.3f}  x{v / base[key]:.2f}")
-    return "\n".join(out) if out else "no size in common"
+        lines = [
+            [
+                "  " * row.depth + row.label,
+                row.unit,
+                value(before, row.spec, row.unit),
+                value(after, row.spec, row.unit),
+                _change(before, after, row.spec),
+            ]
+            for row in ROWS
+        ]
+        shown = {k for row in ROWS for k in row.spec.replace("/", ",").split(",") if k}
+        others = sorted(
+            k
+            for k in {*before, *after}
+            if k not in shown and any(_number(s.get(k)) for s in (before, after)) and k != "users_requested"
+        )
+        lines += [["other figures of the JSON", "", "", "", ""]]
+        lines += [
+            [
+                f"  {k}",
+                "",
+                *("-" if not _number(s.get(k)) else f"{s[k]:,.3f}" for s in (before, after)),
+                _change(before, after, k),
+            ]
+            for k in others
+        ]
+        head = [f"{after['users']:,} users / {after['events']:,} events", "unit", "before (A)", "after (B)", "B / A"]
+        widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
+
+        def line(cells: list[str], widths: list[int] = widths) -> str:
+            padded = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+            return " | ".join(padded).rstrip()
+
+        out += [line(head), "-+-".join("-" * w for w in widths), *(line(r) for r in lines), ""]
+    if not out:
+        return "no size in common"
+    out += [f"before (A): {machine(a['machine'])}", f"after (B):  {machine(b['machine'])}"]
+    return "\n".join(out)
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _figure(m: dict[str, Any], key: str) -> float | None:
+    """A key's value, or a ratio of two keys ("a/b"); None where the run lacks it."""
+    if "/" in key:
+        top, bottom = (m.get(k) for k in key.split("/"))
+        return top / bottom if _number(top) and _number(bottom) and bottom else None
+    v = m.get(key)
+    return v if _number(v) else None
+
+
+def _change(before: dict[str, Any], after: dict[str, Any], spec: str) -> str:
+    """after / before for each part of a row's spec ("x1.23 / x0.98"); '-' where either lacks it."""
+    if not spec:
+        return ""
+    parts = []
+    for key in spec.split(",") if "/" not in spec else [spec]:
+        old, new = _figure(before, key), _figure(after, key)
+        parts.append(f"x{new / old:.2f}" if old and new is not None else "-")
+    return " / ".join(parts)
 
 
 # Every series has a colour of its own across both panels. On the right, a rate of ours (solid)

@@ -75,8 +75,11 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
     assert a["import_same_rows"] is True and a["import_summary"]["inserted"] == 300
     for case in ("single", "batch", "new_users"):
         assert min(a[f"insert_{case}{side}_per_s"] for side in ("", "_twin", "_bare")) > 0
-    for case in ("batch", "new_users"):
+    for case in ("single", "batch", "new_users"):
         assert min(a[f"insert_{case}{side}_per_s"] for side in ("_same_table", "_no_triggers")) > 0
+    assert a["import_peak_rss_mb"] > 0
+    machine = json.loads((tmp_path / "a.json").read_text())["machine"]
+    assert machine["memory_gb"] > 0 and machine["shared_buffers"] and len(machine["load_before"]) == 3
     assert a["copy_nudges_in_table_per_s"] > 0
     for case in ("single_1user", "single_1000users", "batch_1user", "batch_1000users"):
         assert min(a[f"broadcast_{case}_{side}_per_s"] for side in ("on", "off")) > 0
@@ -88,7 +91,9 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     compared = bench(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")], db_url)
     assert compared.returncode == 0, compared.stderr
-    assert any(line.split()[:1] == ["nudged"] and line.endswith("x1.00") for line in compared.stdout.splitlines())
+    assert any(
+        line.strip().startswith("nudges written ") and line.endswith("x1.00") for line in compared.stdout.splitlines()
+    )
 
 
 def test_bad_arguments_and_a_missing_file_are_one_line_errors(db_url: str, tmp_path: Path) -> None:
