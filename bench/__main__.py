@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         shared_buffers = conn.execute("show shared_buffers").fetchone()[0]
     result: dict[str, Any] = {
         "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "code": _commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -142,6 +144,17 @@ def run(args: argparse.Namespace) -> int:
     if args.png:
         report.draw(result, args.png)
     return 0
+
+
+def _commit() -> str | None:
+    """The commit the measured code is at (with '+' if the worktree has changes), for compare."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return None
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "") if head.returncode == 0 else None
 
 
 def _admin_conninfo() -> str:

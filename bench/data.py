@@ -77,10 +77,11 @@ def fill(url: str, users: int, events_per_user: int) -> dict[str, Any]:
 
 def shape(url: str) -> dict[str, Any]:
     with connect(url, autocommit=True) as conn:
-        users, events = conn.execute(
-            "select (select count(*) from engagement_users), (select count(*) from engagement_events)"
+        users, events, schema = conn.execute(
+            "select (select count(*) from engagement_users), (select count(*) from engagement_events),"
+            " (select max(version) from supabase_migrations.schema_migrations)"
         ).fetchone()
-    return {"users": users, "events": events}
+    return {"users": users, "events": events, "schema": schema}
 
 
 def reset_engine(url: str) -> None:
@@ -106,7 +107,13 @@ def dataset(users: int, events_per_user: int, reuse: str | None, keep: bool) -> 
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     try:
-        migrate(url)
+        applied = migrate(url)
+        if exists and applied:
+            # A kept dataset measured by newer code: its schema first, then fresh statistics for
+            # whatever the new migrations added, before anything is measured.
+            print(f"migrated {name}: {', '.join(m.path.name for m in applied)}", file=sys.stderr)
+            with connect(url, autocommit=True) as conn:
+                conn.execute("vacuum analyze")
         yield url, exists
     finally:
         if reuse or keep:

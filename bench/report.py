@@ -206,7 +206,10 @@ def compare(a_path: Path, b_path: Path) -> str:
         out += [line(head), "-+-".join("-" * w for w in widths), *(line(r) for r in lines), ""]
     if not out:
         return "no size in common"
-    out += [f"before (A): {machine(a['machine'])}", f"after (B):  {machine(b['machine'])}"]
+    out += [
+        f"{label}: {run.get('code') or 'code ?'}, schema {run['sizes'][-1].get('schema', '?')}, {machine(run['machine'])}"
+        for label, run in (("before (A)", a), ("after (B) ", b))
+    ]
     return "\n".join(out)
 
 
