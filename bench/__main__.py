@@ -5,8 +5,8 @@ database of --users users with --events-per-user events each (or reuses one, --r
 measures on that same data: the GROUP BY baseline and the full scan deciding only; the full scan
 writing every due nudge against plain COPY of those rows; a simulated day of beats; import against
 plain COPY (bench/import_throughput.py, on a database of its own); inserts against a bare table;
-the Realtime broadcast trigger's cost to writers (bench/broadcast.py);
-the full scan's peak memory. It prints one table (ratios are within the run) and writes --json
+the Realtime broadcast trigger's cost to writers (bench/broadcast.py); a beat's worth of writes
+and the fold of them (bench/fold.py); the full scan's and the importer's peak memory. It prints one table (ratios are within the run) and writes --json
 and --png. `python -m bench compare A.json B.json` prints B / A for every figure;
 `python -m bench render RUN.json [--readme] [--png FILE.png]` prints a run's table again and
 rewrites the copies in README.md and docs/scaling.md, and the chart, from the JSON alone.
@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from bench import broadcast, data, inserts, report, scans
+from bench import broadcast, data, fold, inserts, report, scans
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +91,7 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
             ),
             ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches)),
             ("broadcast", lambda: broadcast.measure_broadcast(url, args.single_rows, args.insert_batches)),
+            ("a beat's writes and their fold", lambda: fold.measure_fold(url, result["users"], args.events_per_user)),
         ):
             start = time.perf_counter()
             result.update(measure())

@@ -82,6 +82,10 @@ ROWS: list[Row] = [
         1,
         readme=True,
     ),
+    Row("a beat's writes: a month's events / 2,880, in 1,000-row batches", "fold_events", "events", readme=True),
+    Row("writing them", "fold_writes_s", "s", 1, readme=True),
+    Row("the next scan's fold of them (where the summaries are folded)", "fold_s", "s", 1, readme=True),
+    Row("writes + fold: what they cost the engine in all", "fold_total_s", "s", 1, readme=True),
     Row("worker's peak memory during a full scan (max RSS)", "peak_rss_mb", "MB", readme=True),
     Row("the importer's peak memory (max RSS)", "import_peak_rss_mb", "MB", 1, readme=True),
 ]

@@ -77,6 +77,7 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
         assert min(a[f"insert_{case}{side}_per_s"] for side in ("", "_twin", "_bare")) > 0
     for case in ("single", "batch", "new_users"):
         assert min(a[f"insert_{case}{side}_per_s"] for side in ("_same_table", "_no_triggers")) > 0
+    assert a["fold_events"] == 1 and a["fold_total_s"] >= a["fold_writes_s"] > 0  # 200 x 5 / 2,880, at least 1
     assert a["import_peak_rss_mb"] > 0 and a["schema"] == b["schema"] and len(a["schema"]) == 14
     machine = json.loads((tmp_path / "a.json").read_text())["machine"]
     assert machine["memory_gb"] > 0 and machine["shared_buffers"] and len(machine["load_before"]) == 3
