@@ -27,6 +27,7 @@ COMMANDS = {
     "tail": ("worker.feed.cli", "print events as they commit, one line each (text; JSON with --json)"),
     "health": ("worker.health.cli", "check database, migrations, broker, workers and scans; exit 1 if unhealthy"),
     "deliver": ("worker.delivery.cli", "send nudges to the push provider and record each outcome (--once: one pass)"),
+    "simulate": ("worker.simulate.cli", "replay the rules over a past window, proposed beside configured (read only)"),
     "metrics": ("worker.metrics.cli", "serve the workers' Prometheus metrics (PROMETHEUS_MULTIPROC_DIR)"),
 }
 
