@@ -28,6 +28,8 @@ insert into public.engagement_events (user_id, "timestamp", event_type, value)
 select u, %(at)s::timestamptz, 'app_open', '{"bench": "fold"}'::jsonb
 from unnest(%(users)s::uuid[]) as u
 """
+# With the triggers on: the delete trigger recomputes the touched summaries from the log.
+DELETE = """delete from public.engagement_events where value @> '{"bench": "fold"}'"""
 HAS_FOLD = "select to_regprocedure('public.fold_engagement_summaries()') is not null"
 
 
@@ -57,7 +59,7 @@ def measure_fold(url: str, users: int, events_per_user: int) -> dict[str, Any]:
                     raise RuntimeError("the fold was locked out (another fold or a recompute held its lock)")
         finally:
             conn.rollback()
-            conn.execute('delete from public.engagement_events where value @> \'{"bench": "fold"}\'')
+            conn.execute(DELETE)
             conn.commit()
             conn.execute(FOLD_SUMMARIES)
             conn.commit()

@@ -62,6 +62,11 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
         assert first.returncode == 0, first.stderr
         second = bench([*TINY, "--reuse", name, "--json", str(tmp_path / "b.json")], db_url)
         assert second.returncode == 0, second.stderr
+        # Every measure that writes rows of its own removes them: the dataset is as it was built.
+        kept = make_url(db_url).set(database=name).render_as_string(hide_password=False)
+        with psycopg.connect(conninfo(kept), autocommit=True) as conn:
+            left = conn.execute("select count(*) from engagement_events where value ? 'bench'").fetchone()
+            assert left == (0,), "a measure left its rows in the dataset"
     finally:
         with psycopg.connect(conninfo(admin), autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
