@@ -96,6 +96,17 @@ def test_a_scrape_after_scans_and_imports_in_prefork_children_has_their_exact_nu
         failed = sender.send_task("scan_inactive", kwargs={"rules": ["no_such_rule"]}, queue=queue)
         with pytest.raises(Exception, match="unknown rule"):
             failed.get(timeout=60, propagate=True)
+        # Celery stores a task's result before it sends task_success / task_failure, whose
+        # handlers count it: the caller can see a result before its count is written.
+        counted = {
+            ("engagement_task_successes_total", frozenset({("task", "import_events")})): 3,
+            ("engagement_task_failures_total", frozenset({("task", "scan_inactive"), ("exception", "ValueError")})): 1,
+        }
+        wait_until(
+            lambda: all(scrape(port).get(key) == n for key, n in counted.items()),
+            timeout=30,
+            message=lambda: f"task counts never reached {counted}",
+        )
         samples = scrape(port)
         pids = {p.name.rsplit("_", 1)[-1] for p in folder.glob("*.db")}
     finally:
