@@ -20,7 +20,7 @@ import pydantic
 import sqlalchemy.exc
 
 from events_schema.errors import INTERRUPTED, NOT_RIGHT, OK, USAGE, CommandError, Unreachable
-from events_schema.settings import stopped_services_note
+from events_schema.settings import stopped_services_note, validation_message
 
 # Failures of the database connection that reach a command from the drivers themselves.
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
@@ -52,7 +52,7 @@ def _settings_problem(exc: pydantic.ValidationError) -> str:
     name = "_".join(str(part) for part in error["loc"][:1]).upper() or "settings"
     # Within a structured setting (a rule of NUDGE_RULES), which element and field.
     inner = ".".join(str(part) for part in error["loc"][1:])
-    return f"invalid setting {name}{f' ({inner})' if inner else ''}: {error['msg']}"
+    return f"invalid setting {name}{f' ({inner})' if inner else ''}: {validation_message(error)}"
 
 
 def describe(exc: BaseException, unreachable: tuple[type[BaseException], ...] = ()) -> tuple[str, int]:

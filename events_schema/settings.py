@@ -8,15 +8,19 @@ and Redis on loopback.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from events_schema.errors import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("EVENTS_STATE_DIR", PROJECT_ROOT / ".local"))
@@ -27,7 +31,10 @@ SERVICES_STOPPED_MARK = "# stopped:"
 
 
 class NudgeRule(BaseModel):
-    """An inactivity rule: configuration, not code."""
+    """An inactivity rule: configuration, not code. A field it does not know is an error (a typo
+    such as `threshold_hour` must not leave a rule running on a default)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     threshold_hours: float = Field(gt=0)
@@ -38,6 +45,18 @@ class NudgeRule(BaseModel):
     # 0: no holdout, every definition unchanged. A new salt re-draws the groups.
     holdout_percent: float = Field(0, ge=0, le=100)
     holdout_salt: str = ""
+    # Shadow mode (docs/engine.md, "Shadow mode"): "shadow" decides on every beat as a live rule
+    # would, and records each would-be nudge as a private `nudge_shadow` event instead of sending
+    # it; its cool-down and episodes are its own records', so it never changes a live rule's users.
+    mode: Literal["live", "shadow"] = "live"
+
+    @model_validator(mode="after")
+    def _a_shadow_rule_has_no_holdout(self) -> NudgeRule:
+        if self.mode == "shadow" and self.holdout_percent:
+            raise ValueError(
+                f"holdout_percent: a shadow rule sends nothing, so it has no control arm (got {self.holdout_percent:g})"
+            )
+        return self
 
     @property
     def holdout_buckets(self) -> int:
@@ -222,18 +241,95 @@ class Settings(BaseSettings):
             raise ValueError('needs a "default" entry, for the rules it does not name')
         return messages
 
-    @field_validator("nudge_rules")
+    @field_validator("nudge_rules", mode="before")
     @classmethod
-    def _unique_rule_names(cls, rules: list[NudgeRule]) -> list[NudgeRule]:
-        names = [r.name for r in rules]
-        if len(names) != len(set(names)):
-            raise ValueError(f"rule names must be unique, got {names}")
-        return rules
+    def _valid_rules(cls, rules: Any) -> Any:
+        """Each rule checked by validate_rules: the error names the rule and its field."""
+        if not isinstance(rules, list):
+            return rules  # not a list: pydantic's own error says so
+        try:
+            return validate_rules(rules)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
     @property
     def session_url(self) -> str:
         """The URL for work that needs one server session throughout."""
         return self.database_session_url or self.database_url
+
+
+def validation_message(error: Any) -> str:
+    """A pydantic error's message, without the "Value error, " pydantic puts before a validator's
+    own ValueError (whose text is already the whole message)."""
+    raised = (error.get("ctx") or {}).get("error")
+    if error["type"] == "value_error" and isinstance(raised, ValueError):
+        return str(raised)
+    return str(error["msg"])
+
+
+def _shown(value: Any) -> str:
+    """A rule's value as it was written in JSON (`-1`, `"Europe/Pariss"`), shortened."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _rule_problem(position: int, raw: Any, exc: ValidationError) -> str:
+    """One line: which rule (position, name) and field, and what is wrong with it."""
+    name = raw.get("name") if isinstance(raw, dict) else None
+    where = f"rule {position}" + (f" ({_shown(name)})" if isinstance(name, str) else "")
+    errors = exc.errors()
+    error = errors[0]
+    field = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(NudgeRule.model_fields)
+        message = f"unknown field (a rule has {known})"
+    elif error["type"] == "missing":
+        message = "missing (required)"
+    else:
+        message = validation_message(error)
+        scalar = error.get("input")
+        if scalar is None or isinstance(scalar, (str, int, float, bool)):
+            message += f" (got {_shown(scalar)})"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {field}: {message}{more}" if field else f"{where}: {message}{more}"
+
+
+def validate_rules(rules: Sequence[Any]) -> list[NudgeRule]:
+    """Rules (as parsed from JSON) as NudgeRules, or ValueError with one line naming the first bad
+    rule and field, e.g. `rule 2 ("inactive_36h"): threshold_hours: Input should be greater than 0
+    (got -1)`. Names must be unique (a rule's episodes, scan state and shadow records go by it)."""
+    out: list[NudgeRule] = []
+    for position, raw in enumerate(rules, start=1):
+        if isinstance(raw, NudgeRule):
+            rule = raw
+        else:
+            try:
+                rule = NudgeRule.model_validate(raw)
+            except ValidationError as exc:
+                raise ValueError(_rule_problem(position, raw, exc)) from None
+        if earlier := next((i for i, r in enumerate(out, start=1) if r.name == rule.name), None):
+            raise ValueError(f"rule {position} ({_shown(rule.name)}): name: rule {earlier} has the same name")
+        out.append(rule)
+    return out
+
+
+def parse_rules(text: str, source: str = "rules") -> list[NudgeRule]:
+    """Rules from JSON text, validated exactly as NUDGE_RULES is: a list of rule objects (one
+    object alone is one rule). Raises UsageError with one line that starts with `source` and
+    names the rule and field. For commands that take rules of their own (e.g. `python -m worker
+    simulate --rules`), so a proposed rule is refused for the same reasons a configured one is."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: not JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise UsageError(f"{source}: expected a JSON list of rules, got {_shown(data)}")
+    try:
+        return validate_rules(data)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
 
 
 def stopped_services_note() -> str | None:

@@ -31,6 +31,9 @@ EXAMINED = Counter("engagement_scan_candidates_examined", "Candidates a scan exa
 DUE = Counter("engagement_scan_users_due", "Users a scan found due (nudged, skipped or held).", ["rule"])
 NUDGES = Counter("engagement_scan_nudges_written", "Nudge events written (dry runs write none).", ["rule"])
 WITHHELD = Counter("engagement_scan_nudges_withheld", "Withheld nudges written for a holdout's control arm.", ["rule"])
+SHADOW = Counter(
+    "engagement_scan_nudges_shadow", "A shadow rule's would-be nudges recorded (nudge_shadow, never sent).", ["rule"]
+)
 SKIPS = Counter("engagement_scan_skips", "Due users not nudged, by reason.", ["rule", "reason"])
 LAST_DUE = Gauge(
     "engagement_scan_last_users_due", "Users due at the rule's latest scan.", ["rule"], multiprocess_mode="mostrecent"
@@ -82,6 +85,7 @@ def record_scan(summary: dict[str, Any], seconds: float) -> None:
         if not summary["dry_run"]:
             NUDGES.labels(name).inc(rule["nudged"])
             WITHHELD.labels(name).inc(rule["withheld"])
+            SHADOW.labels(name).inc(rule.get("shadow", 0))
             LAST_SCAN.labels(name).set(time.time())
 
 

@@ -109,7 +109,8 @@ def _print_table(shown: list[Decision], hidden: int, summary: ScanSummary, as_of
     for r in summary.rules:
         print(
             f"  {r.rule} ({r.mode}, {r.threshold_hours:g} h): examined={r.examined} due={r.due} "
-            f"nudged={r.nudged} withheld={r.withheld} " + " ".join(f"{k}={v}" for k, v in r.skipped.items())
+            f"nudged={r.nudged} withheld={r.withheld} shadow={r.shadow} "
+            + " ".join(f"{k}={v}" for k, v in r.skipped.items())
         )
 
 

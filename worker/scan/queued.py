@@ -67,5 +67,6 @@ def outcome_line(outcome: dict[str, Any]) -> str:
     shards = f" in {outcome['shards']} shards" if outcome.get("shards") else ""
     return (
         f"{scan}{dry}{shards}: examined={outcome.get('examined')} due={outcome.get('due')} "
-        f"nudged={outcome.get('nudged')} withheld={outcome.get('withheld')} skipped: {skipped}"
+        f"nudged={outcome.get('nudged')} withheld={outcome.get('withheld')} shadow={outcome.get('shadow')} "
+        f"skipped: {skipped}"
     )

@@ -7,7 +7,10 @@ Definitions (docs/engine.md has them in full; tests pin them):
 - at most one nudge per episode (a unique index), one per user per cool-down window, none in
   the user's quiet hours (held for the next scan) and none for opted-out users;
 - a rule's holdout (control arm, by a hash of salt, rule and user) gets `nudge_withheld` where
-  the other arm gets `nudge_sent`, decided and written the same way.
+  the other arm gets `nudge_sent`, decided and written the same way;
+- a shadow rule (`"mode": "shadow"`) records `nudge_shadow` where it would nudge, and reads its
+  own records for its episodes and cool-down (and has its own cap): it never changes what a live
+  rule decides.
 
 An incremental scan examines only users who crossed the threshold since the rule's previous
 scan plus those held back; a full scan (the first, a changed rule, `full=True`, time going
@@ -47,7 +50,12 @@ logger = logging.getLogger(__name__)
 SKIP_REASONS = ("already_nudged", "cooldown", "quiet_hours", "opted_out", "rate_limited")
 HELD_REASONS = ("cooldown", "quiet_hours", "rate_limited")
 # Decisions that write an event, and the event each writes.
-WRITTEN = {"nudge": "nudge_sent", "withhold": "nudge_withheld"}
+WRITTEN = {"nudge": "nudge_sent", "withhold": "nudge_withheld", "shadow": "nudge_shadow"}
+# Which events are a rule's decisions (its episodes and its cool-down) in scan_decide.sql.
+DECIDED = {
+    "live": sql.SQL("n.event_type in ('nudge_sent', 'nudge_withheld')"),
+    "shadow": sql.SQL("n.event_type = 'nudge_shadow' and n.value ->> 'rule' = %(rule)s"),
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class RuleSummary:
     nudged: int = 0
     # Due users of the holdout's control arm, recorded as `nudge_withheld` instead of nudged.
     withheld: int = 0
+    # A shadow rule's would-be nudges, recorded as `nudge_shadow` (never sent).
+    shadow: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
 
 
@@ -94,6 +104,7 @@ class ScanSummary:
             "due": sum(r.due for r in self.rules),
             "nudged": sum(r.nudged for r in self.rules),
             "withheld": sum(r.withheld for r in self.rules),
+            "shadow": sum(r.shadow for r in self.rules),
             "skipped": {reason: skipped[reason] for reason in SKIP_REASONS},
         }
 
@@ -116,7 +127,7 @@ class ScanSummary:
         dry = " (dry run)" if self.dry_run else ""
         return (
             f"scan {self.scan_id} as_of={self.as_of.isoformat()}{dry}: examined={t['examined']} "
-            f"due={t['due']} nudged={t['nudged']} withheld={t['withheld']} skipped: {skipped}"
+            f"due={t['due']} nudged={t['nudged']} withheld={t['withheld']} shadow={t['shadow']} skipped: {skipped}"
         )
 
 
@@ -174,7 +185,9 @@ def run_scan(
                             rule,
                             summary,
                             lease,
-                            budget,
+                            # A shadow rule's cap is its own, as if it were the only rule: it
+                            # never takes a live rule's share.
+                            budget if rule.mode == "live" else NudgeBudget.for_scan(settings, shard),
                             full=full,
                             on_decision=on_decision,
                             shard=shard,
@@ -249,6 +262,8 @@ def batch_params(
         "holdout_buckets": rule.holdout_buckets,
         "holdout_percent": rule.holdout_percent,
         "holdout_salt": rule.holdout_salt,
+        "mode": rule.mode,
+        "shadow": rule.mode == "shadow",
         "scan_id": scan_id,
         "full": full,
         "limit": settings.scan_batch_size,
@@ -288,7 +303,8 @@ def _scan_rule(
     # A full scan of a rule counting every type reads the due range of the per-user summary;
     # one narrowing the types walks every user against the per-type summary.
     batch = batch_query(
-        "scan_candidates_full_typed" if mode == "full" and rule.event_types else f"scan_candidates_{mode}"
+        "scan_candidates_full_typed" if mode == "full" and rule.event_types else f"scan_candidates_{mode}",
+        rule.mode,
     )
     result = RuleSummary(rule=rule.name, threshold_hours=rule.threshold_hours, mode=mode)
     while True:
@@ -318,10 +334,14 @@ def _scan_rule(
 
 
 @functools.cache
-def batch_query(candidates: str) -> sql.Composed:
+def batch_query(candidates: str, mode: str = "live") -> sql.Composed:
     """scan_decide.sql around one of the candidate queries (a file name of sql/ without .sql):
-    a batch is one statement. Public for bench/ and the plan tests, which EXPLAIN it."""
-    return sql.SQL(query("scan_decide")).format(candidates=sql.SQL(query(candidates).rstrip() + "\n"))
+    a batch is one statement. A rule's mode picks which events are its decisions (DECIDED),
+    written into the text rather than passed as a parameter, so each mode's lookups keep
+    their partial index in a generic plan. Public for bench/ and the plan tests, which EXPLAIN it."""
+    return sql.SQL(query("scan_decide")).format(
+        candidates=sql.SQL(query(candidates).rstrip() + "\n"), decided=DECIDED[mode]
+    )
 
 
 def begin_batch(conn: psycopg.Connection) -> None:
@@ -337,8 +357,8 @@ def _mode(state: tuple[Any, ...] | None, rule: NudgeRule, as_of: datetime, full:
     (a beat restarted without its schedule file would otherwise never reconcile)."""
     if full or state is None:
         return "full"
-    threshold_hours, event_types, scanned_through, full_scan_at = state
-    same_rule = threshold_hours == rule.threshold_hours and event_types == rule.event_types
+    threshold_hours, event_types, scanned_through, full_scan_at, mode = state
+    same_rule = threshold_hours == rule.threshold_hours and event_types == rule.event_types and mode == rule.mode
     settings = get_settings()
     overdue = as_of - full_scan_at >= timedelta(
         hours=settings.reconcile_interval_hours, seconds=settings.scan_interval_seconds
@@ -354,8 +374,8 @@ def _apply(
     budget: NudgeBudget,
     dry_run: bool,
 ) -> None:
-    """Count one batch's decisions and, unless dry, write nudges (sent or withheld) and the
-    pending set."""
+    """Count one batch's decisions and, unless dry, write nudges (sent or withheld, or a shadow
+    rule's records) and the pending set."""
     to_nudge = [d for d in decisions if d.decision in WRITTEN]
     held = [d for d in decisions if d.decision in HELD_REASONS]
     settled = [d for d in decisions if d.decision not in HELD_REASONS]
@@ -366,10 +386,11 @@ def _apply(
     if dry_run:
         result.nudged += sum(d.decision == "nudge" for d in to_nudge)
         result.withheld += sum(d.decision == "withhold" for d in to_nudge)
+        result.shadow += sum(d.decision == "shadow" for d in to_nudge)
         return
     if to_nudge:
         written = conn.execute(
-            query("scan_write_nudges"),
+            query("scan_write_shadow" if params["shadow"] else "scan_write_nudges"),
             {
                 **params,
                 "user_ids": [d.user_id for d in to_nudge],
@@ -379,6 +400,7 @@ def _apply(
         ).fetchall()
         result.nudged += sum(event_type == "nudge_sent" for (event_type,) in written)
         result.withheld += sum(event_type == "nudge_withheld" for (event_type,) in written)
+        result.shadow += sum(event_type == "nudge_shadow" for (event_type,) in written)
         # Another writer got there first: the episode was already nudged.
         result.skipped["already_nudged"] += len(to_nudge) - len(written)
         budget.give_back(len(to_nudge) - len(written))

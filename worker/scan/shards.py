@@ -40,7 +40,7 @@ def shard_of(user_id: uuid.UUID, count: int) -> int:
 
 def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """The shards' summaries (ScanSummary.as_dict) as one: counts summed, ran only if all ran."""
-    totals = {key: sum(s[key] for s in summaries) for key in ("examined", "due", "nudged", "withheld")}
+    totals = {key: sum(s[key] for s in summaries) for key in ("examined", "due", "nudged", "withheld", "shadow")}
     skipped = {reason: sum(s["skipped"][reason] for s in summaries) for reason in summaries[0]["skipped"]}
     return {
         "as_of": summaries[0]["as_of"],

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 FIELDS = "(fields are: id, user_id, event_type, timestamp, value)"
-RESERVED = "(reserved: nudge_delivered, nudge_failed, nudge_sent, nudge_withheld)"
+RESERVED = "(reserved: nudge_delivered, nudge_failed, nudge_sent, nudge_shadow, nudge_withheld)"
 PATTERN = (
     "must be lowercase snake_case: a letter, then at most 62 letters, digits or underscores (^[a-z][a-z0-9_]{0,62}$)"
 )
@@ -189,7 +189,7 @@ CASES: list[Case] = [
             lambda c, t=t: ok(c, event_type=t),
             lambda c, t=t: f'event_type "{t}" is reserved for the nudge engine {RESERVED}',
         )
-        for t in ("nudge_sent", "nudge_delivered", "nudge_failed")
+        for t in ("nudge_sent", "nudge_delivered", "nudge_failed", "nudge_shadow")
     ],
     # timestamp
     Case(

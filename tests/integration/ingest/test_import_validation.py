@@ -167,7 +167,7 @@ def test_every_problem_of_a_row_is_named(admin: psycopg.Connection, user: uuid.U
         admin, user, {"user_id": str(user), "event_type": "nudge_sent", "timestamp": "yesterday", "value": []}
     )
     assert message.split("; ") == [
-        'event_type "nudge_sent" is reserved for the nudge engine (reserved: nudge_delivered, nudge_failed, nudge_sent, nudge_withheld)',
+        'event_type "nudge_sent" is reserved for the nudge engine (reserved: nudge_delivered, nudge_failed, nudge_sent, nudge_shadow, nudge_withheld)',
         'timestamp "yesterday" is not an ISO-8601 date and time',
         "value must be a JSON object, got array []",
     ]

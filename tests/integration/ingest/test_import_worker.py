@@ -55,7 +55,7 @@ def test_import_events_sent_with_celery_call_runs_in_the_worker_and_dedupes_a_re
         {
             "index": 2,
             "error": 'event_type "nudge_sent" is reserved for the nudge engine '
-            "(reserved: nudge_delivered, nudge_failed, nudge_sent, nudge_withheld)",
+            "(reserved: nudge_delivered, nudge_failed, nudge_sent, nudge_shadow, nudge_withheld)",
         }
     ]
     assert (second["inserted"], second["duplicates"], second["rejected"]) == (0, 2, 1)

@@ -127,7 +127,7 @@ def test_a_statement_mixing_nudges_and_other_events_is_events(admin: psycopg.Con
     assert {m["topic"]: m["event"] for m in messages(admin)} == {topic_of(a): "events", topic_of(b): "nudge"}
 
 
-@pytest.mark.parametrize("private", ["nudge_withheld", "nudge_delivered", "nudge_failed"])
+@pytest.mark.parametrize("private", ["nudge_withheld", "nudge_shadow", "nudge_delivered", "nudge_failed"])
 def test_private_event_types_are_never_broadcast(admin: psycopg.Connection, private: str) -> None:
     a, b = add_users(admin, 2)
     insert(admin, [(a, private), (b, private), (b, "app_open")])

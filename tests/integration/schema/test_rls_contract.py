@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from events_schema.db import conninfo
 from events_schema.postgrest import claims_for, request
 
-RESERVED = ("nudge_sent", "nudge_delivered", "nudge_failed", "nudge_withheld")
+RESERVED = ("nudge_sent", "nudge_delivered", "nudge_failed", "nudge_withheld", "nudge_shadow")
 INSERT = (
     'insert into public.engagement_events (user_id, "timestamp", event_type, value, is_deleted) '
     "values (%(user_id)s, coalesce(%(ts)s, now()), %(event_type)s, %(value)s, %(is_deleted)s) "

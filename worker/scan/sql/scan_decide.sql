@@ -25,7 +25,9 @@ select c.user_id,
        -- It is public.engagement_holdout_bucket(salt, rule, user_id) written out, since a call of
        -- that function is not inlined (its `set search_path`) and costs ten times the expression
        -- (bench/scan_holdout.py); the scan tests check both give the same arms.
-       case when d.decision = 'nudge' and %(holdout_buckets)s > 0
+       -- A shadow rule's would-be nudge is 'shadow' (recorded as `nudge_shadow`, never sent).
+       case when d.decision = 'nudge' and %(shadow)s then 'shadow'
+            when d.decision = 'nudge' and %(holdout_buckets)s > 0
              and mod(('x' || left(encode(sha256(convert_to(
                    %(holdout_salt)s || '/' || %(rule)s || '/' || c.user_id::text, 'UTF8')), 'hex'), 15)
                  )::bit(60)::bigint, 10000) < %(holdout_buckets)s
@@ -66,11 +68,13 @@ cross join lateral (
          %(as_of)s::timestamptz at time zone coalesce(c.timezone, 'UTC') as local_at
 ) f
 -- Decisions are nudges and withheld nudges (a holdout's control arm) alike: both take the
--- cool-down's place and settle the episode, so the two arms see the same timing.
+-- cool-down's place and settle the episode, so the two arms see the same timing. Which events
+-- are decisions is filled in by batch_query (worker/scan/scanner.py): for a live rule those two
+-- types; for a shadow rule its own `nudge_shadow` records only (it simulates itself).
 left join lateral (
   select n."timestamp"
     from public.engagement_events n
-   where n.event_type in ('nudge_sent', 'nudge_withheld') and n.user_id = c.user_id
+   where {decided} and n.user_id = c.user_id
      and n."timestamp" <= %(as_of)s
    order by n."timestamp" desc
    limit 1
@@ -78,7 +82,7 @@ left join lateral (
 left join lateral (
   select true as found
     from public.engagement_events n
-   where n.event_type in ('nudge_sent', 'nudge_withheld') and n.user_id = c.user_id
+   where {decided} and n.user_id = c.user_id
      and n.value ->> 'rule' = %(rule)s
      and n.value ->> 'last_active_at' = public.nudge_episode_time(f.last_active_at)
    limit 1
