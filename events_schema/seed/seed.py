@@ -86,6 +86,9 @@ USERS_PER_COPY = 5000
 
 COPY_USERS = "copy auth.users (id, email, created_at, updated_at, raw_user_meta_data) from stdin"
 COPY_EVENTS = 'copy public.engagement_events (id, user_id, "timestamp", event_type, value, is_deleted) from stdin'
+# Inserts leave the engine's summaries to the fold (migration 20261205100000): fold the seeded
+# rows at once, so the summaries hold them before they are analysed.
+FOLD = "select public.fold_engagement_summaries()"
 ANALYZE = "analyze public.engagement_events, public.engagement_users, public.engagement_last_activity"
 
 
@@ -426,6 +429,7 @@ def seed(
             raise SeedError(f"seeding failed: {detail}") from exc
         finally:
             progress.close()
+        conn.execute(FOLD)
         conn.execute(ANALYZE)
     return SeedReport(
         users=users,

@@ -38,6 +38,7 @@ from psycopg import sql
 
 from events_schema.queries import QueryFolder
 from events_schema.settings import NudgeRule, Settings, get_settings
+from events_schema.summaries.summaries import fold as fold_summaries
 from worker.database import act_as_service_role, connection
 from worker.scan.leases import Lease, LeaseLost
 from worker.scan.rules import select_rules
@@ -170,6 +171,11 @@ def run_scan(
     with connection(url) as conn:
         conn.rollback()  # the pool's liveness ping may have opened a transaction
         conn.autocommit = True
+        # The summaries lag the log by the rows written since the last fold; folding them first
+        # keeps the tail every batch merges small. A fold already running elsewhere is skipped.
+        with conn.transaction():
+            begin_batch(conn)
+            fold_summaries(conn)
         try:
             for rule in rules:
                 key = state_key(rule.name, shard)

@@ -46,4 +46,5 @@ def test_200k_rows_through_the_cli_with_a_correct_summary(
     assert [e["line"] for e in summary["errors"]] == [n * BAD_EVERY for n in range(1, bad + 1)]
     assert admin.execute("select count(*) from engagement_events").fetchone()[0] == ROWS - bad
     assert admin.execute("select count(*) from engagement_import_quarantine").fetchone()[0] == bad
+    admin.execute("select public.fold_engagement_summaries()")  # inserts reach the summary by the fold
     assert admin.execute("select count(*) from engagement_last_activity").fetchone()[0] == 3000

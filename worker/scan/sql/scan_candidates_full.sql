@@ -33,6 +33,24 @@ from (
           or public.engagement_shard(u.user_id, %(shards)s::int) = %(shard)s::int)
    order by coalesce(u.last_activity_at, u.signed_up_at), u.user_id
    limit %(limit)s)
+  union all
+  -- Users with no folded activity, signed up after the cutoff, with activity in the log's
+  -- unfolded tail (migration 20261205100000): their key, the sign-up, cannot tell whether that
+  -- activity (if older than the sign-up) makes them due; the decide query reads it. A few users
+  -- at most, by the primary key.
+  (select u.user_id, coalesce(u.last_activity_at, u.signed_up_at) as last_active,
+          u.signed_up_at, u.timezone, u.nudges_opt_out, u.last_activity_at
+   from public.engagement_users u
+   where u.user_id in (select t.user_id from public.engagement_activity_tail() t)
+     and u.last_activity_at is null
+     and u.signed_up_at > %(cutoff)s
+     and (coalesce(u.last_activity_at, u.signed_up_at), u.user_id)
+         > (coalesce(%(after_at)s::timestamptz, '-infinity'),
+            coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid))
+     and (%(shards)s::int = 1
+          or public.engagement_shard(u.user_id, %(shards)s::int) = %(shard)s::int)
+   order by coalesce(u.last_activity_at, u.signed_up_at), u.user_id
+   limit %(limit)s)
 ) c
 order by c.last_active, c.user_id
 limit %(limit)s

@@ -37,9 +37,16 @@ activity as (
     and (%(event_types)s::text[] is null or a.event_type = any (%(event_types)s::text[]))
   group by a.user_id
 ),
+-- Users with activity in the log's unfolded tail (migration 20261205100000), which the per-type
+-- summary does not have yet: they may be due by it.
+tail as materialized (
+  select t.user_id from public.engagement_activity_tail() t
+  where %(event_types)s::text[] is null or t.event_type = any (%(event_types)s::text[])
+),
 judged as (
   select w.user_id, w.signed_up_at, w.timezone, w.nudges_opt_out, w.last_activity_at,
-         w.mine and not coalesce(a.recent, false) and (w.signed_up_at <= %(cutoff)s or a.user_id is not null)
+         w.mine and not coalesce(a.recent, false)
+           and (w.signed_up_at <= %(cutoff)s or a.user_id is not null or w.user_id in (select t.user_id from tail t))
            as candidate,
          row_number() over (order by w.user_id desc) = 1 as last_walked
   from walked w

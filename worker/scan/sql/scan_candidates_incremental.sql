@@ -14,6 +14,12 @@ from (
     where a.last_at > %(window_start)s and a.last_at <= %(cutoff)s
       and (%(event_types)s::text[] is null or a.event_type = any (%(event_types)s::text[]))
     union
+    -- The same for activity in the log's unfolded tail (migration 20261205100000).
+    select t.user_id
+    from public.engagement_activity_tail() t
+    where t.last_at > %(window_start)s and t.last_at <= %(cutoff)s
+      and (%(event_types)s::text[] is null or t.event_type = any (%(event_types)s::text[]))
+    union
     select u.user_id
     from public.engagement_users u
     where u.signed_up_at > %(window_start)s and u.signed_up_at <= %(cutoff)s

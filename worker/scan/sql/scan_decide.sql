@@ -2,8 +2,8 @@
 -- scan_candidates_*.sql queries, each row with the user's columns and the keyset position) and
 -- the decision for each at as_of.
 -- Last active = latest counted, non-deleted event at or before as_of, else the sign-up time.
--- It comes from the summaries the event triggers keep (engagement_users.last_activity_at for a
--- rule counting every type, engagement_last_activity for one that narrows them), which hold the
+-- It comes from the summaries (engagement_users.last_activity_at for a rule counting every type,
+-- engagement_last_activity for one that narrows them) merged with the log's unfolded tail, which hold the
 -- latest activity of all time: when that is at or before as_of it is the answer; when it is
 -- later (a scan of the past, a client clock running ahead) the log itself is read back from
 -- as_of. Every other lookup is a per-user index probe (lateral joins with LIMIT), so a batch
@@ -11,6 +11,14 @@
 -- Rows with candidate = false only mark where the next batch starts (their decision is unused).
 with c as (
 {candidates}
+),
+-- The summaries lag the log by its unfolded tail (rows written since the last fold, read by the
+-- feed's index: migration 20261205100000); each user's latest counted activity there is merged in.
+tail as materialized (
+  select t.user_id, max(t.last_at) as last_at
+  from public.engagement_activity_tail() t
+  where %(event_types)s::text[] is null or t.event_type = any (%(event_types)s::text[])
+  group by t.user_id
 )
 select c.user_id,
        c.candidate,
@@ -42,12 +50,15 @@ select c.user_id,
              at time zone f.timezone
        end as hold_until
 from c
+left join tail on tail.user_id = c.user_id
 cross join lateral (
-  select case
-           when %(event_types)s::text[] is null then c.last_activity_at
-           else (select max(a.last_at) from public.engagement_last_activity a
-                  where a.user_id = c.user_id and a.event_type = any (%(event_types)s::text[]))
-         end as kept_at
+  select greatest(
+           case
+             when %(event_types)s::text[] is null then c.last_activity_at
+             else (select max(a.last_at) from public.engagement_last_activity a
+                    where a.user_id = c.user_id and a.event_type = any (%(event_types)s::text[]))
+           end,
+           tail.last_at) as kept_at
 ) k
 left join lateral (
   select e."timestamp"

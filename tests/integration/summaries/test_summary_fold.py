@@ -1,0 +1,209 @@
+"""Inserts leave the summaries to the fold (migration 20261205100000): no event is lost to it.
+
+An insert only stamps its feed position (feed_xid); public.fold_engagement_summaries() raises
+both summaries from the rows at or past its watermark and moves the watermark to the xmin of its
+snapshot, below which every transaction had finished. Readers merge the summaries with that
+unfolded tail. Two connections race a fold against inserts here: one committed while the fold's
+transaction is open, one whose transaction began (took its id) before the fold and commits after
+it, one that inserts only after the fold committed although its transaction began before. In
+each, the merged summaries and the drift check agree with the log at every step, and the next
+fold folds the late row.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import psycopg
+import pytest
+
+from events_schema.db import connect
+from events_schema.postgrest import request
+from tests.waiting import join
+
+
+def user(conn: psycopg.Connection) -> uuid.UUID:
+    return conn.execute(
+        "insert into auth.users (id, created_at) values (gen_random_uuid(), '2026-01-01T00:00Z') returning id"
+    ).fetchone()[0]
+
+
+def insert(conn: psycopg.Connection, who: uuid.UUID, when: str, event_type: str = "app_open") -> uuid.UUID:
+    return conn.execute(
+        "insert into engagement_events (user_id, timestamp, event_type) values (%s, %s, %s) returning id",
+        (who, when, event_type),
+    ).fetchone()[0]
+
+
+def fold(conn: psycopg.Connection) -> int | None:
+    return conn.execute("select public.fold_engagement_summaries()").fetchone()[0]
+
+
+def folded(conn: psycopg.Connection, who: uuid.UUID) -> tuple[object, list[tuple]]:
+    """What the summaries themselves hold for a user (without the tail)."""
+    return (
+        conn.execute("select last_activity_at from engagement_users where user_id = %s", (who,)).fetchone()[0],
+        conn.execute(
+            "select event_type, last_at::text from engagement_last_activity where user_id = %s order by 1", (who,)
+        ).fetchall(),
+    )
+
+
+def merged(conn: psycopg.Connection, who: uuid.UUID) -> object:
+    """The user's latest activity as readers see it: the summary merged with the tail."""
+    return conn.execute(
+        "select greatest(u.last_activity_at, (select max(t.last_at) from public.engagement_activity_tail() t"
+        " where t.user_id = u.user_id))::text from engagement_users u where u.user_id = %s",
+        (who,),
+    ).fetchone()[0]
+
+
+def drift(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute("select * from public.engagement_summary_drift() order by 1, 2, 3").fetchall()
+
+
+def test_an_insert_leaves_the_summaries_to_the_fold(admin: psycopg.Connection) -> None:
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    assert folded(admin, who) == (None, [])
+    assert merged(admin, who) == "2026-03-01 00:00:00+00"
+    assert drift(admin) == []
+    assert fold(admin) >= 1
+    assert folded(admin, who)[1] == [("app_open", "2026-03-01 00:00:00+00")]
+    assert merged(admin, who) == "2026-03-01 00:00:00+00"
+    # Folding again changes nothing (the row may still be in the tail: the watermark waits for
+    # every transaction of the server that was running, other databases' too).
+    fold(admin)
+    assert folded(admin, who)[1] == [("app_open", "2026-03-01 00:00:00+00")]
+    assert drift(admin) == []
+
+
+@pytest.mark.parametrize("when", ["committed while the fold is open", "began before the fold, commits after"])
+def test_an_insert_racing_a_fold_is_not_lost(admin: psycopg.Connection, db_url: str, when: str) -> None:
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    fold(admin)
+    with connect(db_url) as writer, connect(db_url) as folder:
+        if when == "committed while the fold is open":
+            assert fold(folder) is not None  # read the tail; not committed yet
+            insert(writer, who, "2026-03-05T00:00Z")
+            writer.commit()
+            folder.commit()
+        else:
+            insert(writer, who, "2026-03-05T00:00Z")  # its transaction has its id, uncommitted
+            assert fold(folder) is not None
+            folder.commit()
+            assert merged(admin, who) == "2026-03-01 00:00:00+00"
+            writer.commit()
+    # Not in the summaries (the fold did not see it), but at or past the watermark: in the tail.
+    assert merged(admin, who) == "2026-03-05 00:00:00+00"
+    assert drift(admin) == []
+    fold(admin)
+    assert folded(admin, who) == (
+        admin.execute("select '2026-03-05T00:00Z'::timestamptz").fetchone()[0],
+        [("app_open", "2026-03-05 00:00:00+00")],
+    )
+    assert drift(admin) == []
+
+
+def test_a_transaction_older_than_the_fold_that_inserts_after_it_is_not_lost(
+    admin: psycopg.Connection, db_url: str
+) -> None:
+    """The writer took its transaction id (writing something else) before the fold, and inserts
+    the event only after the fold committed: its row carries the old id, which the fold's
+    watermark had to stay at or below."""
+    who = user(admin)
+    with connect(db_url) as writer:
+        writer.execute("select pg_current_xact_id()")
+        fold(admin)
+        insert(writer, who, "2026-03-05T00:00Z", "goal_complete")
+        writer.commit()
+    assert merged(admin, who) == "2026-03-05 00:00:00+00"
+    assert drift(admin) == []
+    assert fold(admin) >= 1
+    assert folded(admin, who)[1] == [("goal_complete", "2026-03-05 00:00:00+00")]
+
+
+def test_one_fold_at_a_time_and_a_skipped_fold_loses_nothing(admin: psycopg.Connection, db_url: str) -> None:
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    with connect(db_url) as first:
+        assert fold(first) >= 1
+        assert fold(admin) is None  # the first still holds the lock: skipped at once
+        first.rollback()
+    assert merged(admin, who) == "2026-03-01 00:00:00+00"
+    assert drift(admin) == []
+    assert fold(admin) >= 1
+
+
+def test_a_soft_delete_racing_a_fold_leaves_no_drift(admin: psycopg.Connection, db_url: str) -> None:
+    """The fold reads a row a concurrent soft delete has not committed. The delete's recompute
+    waits for the fold (the shared lock), then sets the pair from the log: the summary never stays
+    above the log."""
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    latest = insert(admin, who, "2026-03-03T00:00Z")
+    with connect(db_url) as folder, connect(db_url, autocommit=True) as deleter:
+        assert fold(folder) >= 1  # holds the lock; raised the pair to 03-03, not committed
+        done = threading.Event()
+
+        def soft_delete() -> None:
+            deleter.execute("update engagement_events set is_deleted = true where id = %s", (latest,))
+            done.set()
+
+        worker = threading.Thread(target=soft_delete)
+        worker.start()
+        assert not done.wait(0.5)  # the recompute waits for the fold's lock
+        folder.commit()
+        join(worker)
+    assert done.is_set()
+    assert merged(admin, who) == "2026-03-01 00:00:00+00"
+    assert drift(admin) == []
+    fold(admin)
+    assert merged(admin, who) == "2026-03-01 00:00:00+00"
+    assert drift(admin) == []
+
+
+def test_a_rebuild_after_a_load_that_bypassed_the_tail(admin: psycopg.Connection) -> None:
+    """Rows restored with old feed positions (below the watermark) are in neither the summaries
+    nor the tail: drift finds them, a rebuild writes them, and only them."""
+    who = user(admin)
+    fold(admin)
+    admin.execute("set session_replication_role = replica")  # as a restore runs
+    admin.execute(
+        "insert into engagement_events (user_id, timestamp, event_type, feed_xid) overriding system value"
+        " values (%s, '2026-03-02T00:00Z', 'app_open', '2')",
+        (who,),
+    )
+    admin.execute("reset session_replication_role")
+    assert {row[0] for row in drift(admin)} == {"engagement_last_activity", "engagement_users.last_activity_at"}
+    assert admin.execute("select public.rebuild_engagement_summaries()").fetchone()[0] == 2
+    assert drift(admin) == []
+    assert merged(admin, who) == "2026-03-02 00:00:00+00"
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_only_the_service_role_reads_the_watermark_or_folds(api: psycopg.Connection, role: str) -> None:
+    """As PostgREST applies it: the API's user roles can neither read the watermark, nor fold,
+    nor read the tail (which names other users' activity)."""
+    for statement in (
+        "select * from public.engagement_summary_fold",
+        "select public.fold_engagement_summaries()",
+        "select * from public.engagement_activity_tail()",
+        "update public.engagement_summary_fold set folded_below = '1'",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), request(api, role):
+            api.execute(statement)
+
+
+def test_the_service_role_reads_the_watermark_and_folds_but_never_writes_it(
+    api: psycopg.Connection, admin: psycopg.Connection
+) -> None:
+    insert(admin, user(admin), "2026-03-01T00:00Z")
+    with request(api, "service_role"):
+        assert api.execute("select count(*) from public.engagement_summary_fold").fetchone()[0] == 1
+        assert api.execute("select public.fold_engagement_summaries()").fetchone()[0] >= 1
+        assert api.execute("select count(*) from public.engagement_activity_tail()").fetchone()[0] >= 0
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), request(api, "service_role"):
+        api.execute("update public.engagement_summary_fold set folded_below = '1'")
