@@ -1,5 +1,5 @@
 """The report as one PNG: retention heatmap, weekly-active line, nudged vs. held comparison,
-holdout lift.
+holdout lift, shadow against live.
 
 Drawn with matplotlib's Agg backend (no display needed), selected before pyplot is imported.
 A range that ends mid-week has a partial last week: its cells and its point are marked, so a
@@ -176,17 +176,62 @@ def _lift(ax: Axes, rows: list[Row]) -> None:
     ax.grid(alpha=0.3, axis="y")
 
 
+def pair_label(row: Row) -> str:
+    return f"{row['shadow_rule']} vs {row['live_rule'] or '(no live rule)'}"
+
+
+def _shadow(ax: Axes, rows: list[Row]) -> None:
+    """Per week and pair of rules, the users reached, stacked: by the live rule only, by both, by
+    the shadow rule only; the whole range's totals (each user once) in the legend."""
+    ax.set_title("Shadow against live: users reached per week (shadow records are never sent)")
+    weekly = [r for r in rows if r["week_start"] is not None]
+    if not weekly:
+        ax.text(
+            0.5, 0.5, "no shadow rule recorded anyone in the range", ha="center", va="center", transform=ax.transAxes
+        )
+        return
+    pairs = sorted({pair_label(r) for r in weekly})
+    x = np.arange(len(weekly))
+    bottom = np.zeros(len(weekly))
+    totals = {pair_label(r): r for r in rows if r["week_start"] is None}
+    parts = (("live_only_users", "live rule only", "tab:orange"), ("both_users", "both", "tab:purple"))
+    for key, label, colour in (*parts, ("shadow_only_users", "shadow rule only", "tab:blue")):
+        heights = np.array([r[key] for r in weekly], dtype=float)
+        over_range = ", ".join(f"{t[key]:,}" for t in totals.values())
+        ax.bar(x, heights, bottom=bottom, color=colour, width=0.6, label=f"{label} (range: {over_range})")
+        bottom += heights
+    for i, r in enumerate(weekly):
+        ax.annotate(
+            f"{r['shadow_nudges']:,} vs {r['live_nudges']:,}",
+            (i, bottom[i]),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
+    many = len(pairs) > 1
+    ax.set_xticks(
+        x, [f"{r['week_start']:%Y-%m-%d}" + (f"\n{pair_label(r)}" if many else "") for r in weekly], fontsize=8
+    )
+    ax.set_xlabel("ISO week of" + ("" if many else f" ({pairs[0]}); above each bar: nudges, shadow vs live"))
+    ax.set_ylabel("distinct users")
+    ax.set_ylim(0, max(bottom) * 1.2 + 1)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3, axis="y")
+
+
 def draw(results: dict[str, Result], period: Range, path: Path) -> Path:
-    """Write the four panels to `path` (PNG, in a folder that exists) and return it."""
+    """Write the five panels to `path` (PNG, in a folder that exists) and return it."""
     partial = partial_week(period)
-    figure, (top, middle, bottom, lift) = plt.subplots(
-        4, 1, figsize=(10, 18), gridspec_kw={"height_ratios": [3, 2, 2, 2]}
+    figure, (top, middle, bottom, lift, shadow) = plt.subplots(
+        5, 1, figsize=(10, 22), gridspec_kw={"height_ratios": [3, 2, 2, 2, 2]}
     )
     figure.suptitle(f"Engagement, {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d %H:%M} UTC (ISO weeks)")
     _heatmap(top, results["retention"].rows, partial)
     _weekly_active(middle, results["weekly_active"].rows, partial)
     _nudges(bottom, results["nudge_effect"].rows)
     _lift(lift, results["holdout_lift"].rows)
+    _shadow(shadow, results["shadow_vs_live"].rows)
     figure.tight_layout(rect=(0, 0, 1, 0.97))
     figure.savefig(path, format="png", dpi=100)
     plt.close(figure)

@@ -34,6 +34,7 @@ QUERIES = (
     ("event_mix", "analytics_event_mix"),
     ("nudge_effect", "analytics_nudge_effect"),
     ("holdout_lift", "analytics_holdout_lift"),
+    ("shadow_vs_live", "analytics_shadow_vs_live"),
 )
 
 # The holdout lift's "not enough data" line: fewer observed members than this in either arm

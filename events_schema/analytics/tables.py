@@ -118,6 +118,35 @@ def lift_lines(rows: list[Row]) -> list[str]:
     return aligned(header, shown, left=4)
 
 
+def shadow_lines(rows: list[Row]) -> list[str]:
+    """Shadow against live: per week (and "all": the whole range, each user once) and pair of
+    rules, each side's nudges and users, then the users both reach and those only one does."""
+    shown = [
+        [
+            "all" if r["week_start"] is None else _day(r["week_start"]),
+            r["shadow_rule"],
+            r["live_rule"] or "(no live rule)",
+            f"{r['shadow_nudges']} / {r['shadow_users']}",
+            f"{r['live_nudges']} / {r['live_users']}",
+            str(r["both_users"]),
+            str(r["shadow_only_users"]),
+            str(r["live_only_users"]),
+        ]
+        for r in rows
+    ]
+    header = [
+        "week of",
+        "shadow rule",
+        "live rule",
+        "shadow nudges/users",
+        "live nudges/users",
+        "both",
+        "shadow only",
+        "live only",
+    ]
+    return aligned(header, shown, left=3)
+
+
 def render(results: dict[str, Result], period: Range) -> str:
     """The terminal report: retention first (the question), then weekly actives and nudges."""
     partial = (
@@ -141,6 +170,14 @@ def render(results: dict[str, Result], period: Range) -> str:
     ]
     lift = results["holdout_lift"].rows
     out += lift_lines(lift) if lift else ["(no rule with a holdout decided anyone in the range)"]
+    out += [
+        "",
+        "Shadow against live: a shadow rule's would-be nudges (never sent) beside a live rule's decisions"
+        " (sent and withheld); users reached by both, by the shadow rule only, by the live rule only",
+        "",
+    ]
+    shadow = results["shadow_vs_live"].rows
+    out += shadow_lines(shadow) if shadow else ["(no shadow rule recorded anyone in the range)"]
     return "\n".join(out)
 
 

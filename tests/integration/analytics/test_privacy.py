@@ -14,9 +14,10 @@ from events_schema.analytics.report import QUERIES, analyst_transaction, paramet
 from events_schema.postgrest import claims_for, request
 from tests.integration.analytics.cohorts import GRACE, RULE, build_cohorts
 
-# The event mix and the holdout lift read only engagement_events, so a user who runs them gets
-# what RLS lets them see (their own rows, never a nudge_withheld); the others are refused.
-ENGINE_TABLE_QUERIES = [file for name, file in QUERIES if name not in ("event_mix", "holdout_lift")]
+# The event mix, the holdout lift and shadow against live read only engagement_events, so a user
+# who runs them gets what RLS lets them see (their own rows, never a nudge_withheld or a
+# nudge_shadow); the others are refused.
+ENGINE_TABLE_QUERIES = [file for name, file in QUERIES if name not in ("event_mix", "holdout_lift", "shadow_vs_live")]
 
 
 @pytest.mark.parametrize("file", [file for _, file in QUERIES])
@@ -94,3 +95,24 @@ def test_a_user_running_the_holdout_lift_never_learns_of_a_withheld_nudge(
             rows = api.execute(query("analytics_holdout_lift"), params).fetchall()
         counts[role] = sum(r[6] for r in rows if r[0] is None and r[4] == 24)  # withheld_members, whole range
     assert counts == {"authenticated": 0, "service_role": 1}
+
+
+def test_a_user_running_shadow_against_live_never_learns_of_a_shadow_record(
+    admin: psycopg.Connection, api: psycopg.Connection
+) -> None:
+    """Their own shadow record is hidden by RLS: as they run it there is no shadow rule at all;
+    the service role (the report) counts it."""
+    world = build_cohorts(admin)
+    user = world.users["a1"]
+    admin.execute(
+        "insert into public.engagement_events (user_id, timestamp, event_type, value) values"
+        ' (%s, %s, \'nudge_shadow\', \'{"rule": "proposed_36h", "mode": "shadow"}\')',
+        (user, world.period.start + (world.period.end - world.period.start) / 2),
+    )
+    params = parameters(world.period, [RULE], GRACE)
+    seen = {}
+    for role, who in (("authenticated", user), ("service_role", None)):
+        with request(api, role, claims_for(role, who)):
+            rows = api.execute(query("analytics_shadow_vs_live"), params).fetchall()
+        seen[role] = [(r[1], r[3]) for r in rows if r[0] is None]  # shadow rule, records: whole range
+    assert seen == {"authenticated": [], "service_role": [("proposed_36h", 1)]}

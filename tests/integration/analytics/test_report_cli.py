@@ -69,6 +69,7 @@ def test_the_table_the_csv_and_the_png(admin: psycopg.Connection, db_url: str, t
         "event_mix.csv",
         "nudge_effect.csv",
         "holdout_lift.csv",
+        "shadow_vs_live.csv",
     }
     with (tmp_path / "csv" / "weekly_active.csv").open(newline="") as handle:
         assert [r["active_users"] for r in csv.DictReader(handle)] == ["2", "3", "2", "3"]
@@ -100,7 +101,8 @@ def test_holdout_lift_is_printed_and_written(admin: psycopg.Connection, db_url: 
     result = report(db_url, "--from", "2026-11-02", "--as-of", AS_OF, "--csv", str(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Holdout lift")) + 4 :]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Holdout lift")) + 4
+    table = lines[start : lines.index("", start)]
     assert [" ".join(line.split()) for line in table] == [
         "2026-11-02 inactive_48h 50% s1 24 h 80.0% (56/70) 60.0% (48/80) +20.0 [+5.2, +33.4]",
         "2026-11-02 inactive_48h 50% s1 72 h 80.0% (56/70) 60.0% (48/80) +20.0 [+5.2, +33.4]",
