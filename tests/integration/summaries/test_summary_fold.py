@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 
 import psycopg
 import pytest
 
 from events_schema.db import connect
 from events_schema.postgrest import request
+from events_schema.settings import get_settings
+from tests.integration.summaries.test_summary_writes import CASES, arrange
 from tests.waiting import join
+from worker.database import dispose_engines
+from worker.scan.scanner import Decision, run_scan
 
 
 def user(conn: psycopg.Connection) -> uuid.UUID:
@@ -207,3 +214,89 @@ def test_the_service_role_reads_the_watermark_and_folds_but_never_writes_it(
         assert api.execute("select count(*) from public.engagement_activity_tail()").fetchone()[0] >= 0
     with pytest.raises(psycopg.errors.InsufficientPrivilege), request(api, "service_role"):
         api.execute("update public.engagement_summary_fold set folded_below = '1'")
+
+
+# Every kind of write, then a fold: the folded summaries agree with the log, and a rebuild
+# finds nothing to change (the same cases test_summary_writes checks without a fold).
+
+
+@pytest.mark.parametrize("write", list(CASES), ids=list(CASES))
+def test_a_fold_after_every_kind_of_write_agrees_with_the_log(admin: psycopg.Connection, write: str) -> None:
+    ids = arrange(admin)
+    fold(admin)
+    with admin.transaction():
+        CASES[write](admin, ids)
+    fold(admin)
+    assert drift(admin) == []
+    assert admin.execute("select public.rebuild_engagement_summaries()").fetchone()[0] == 0
+
+
+# Scans while another transaction holds the fold's lock: the scan's own fold is skipped, so the
+# rows written since the last fold are only in the tail, which its queries must merge.
+
+AS_OF = "2026-03-04T12:00:00+00:00"  # 12:00 UTC: outside quiet hours; the 48 h cutoff is 03-02T12:00
+
+
+@pytest.fixture
+def scanning(settings_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("NUDGE_RULES", "NUDGE_COOLDOWN_HOURS", "QUIET_HOURS_ENABLED", "NUDGE_MAX_PER_SCAN"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield
+    dispose_engines()
+
+
+@contextmanager
+def fold_held_elsewhere(db_url: str) -> Iterator[None]:
+    with connect(db_url) as holder:
+        holder.execute("select pg_advisory_xact_lock(public.engagement_summary_lock_key())")
+        yield
+        holder.rollback()
+
+
+def due_at(iso: str, **kwargs: object) -> dict[uuid.UUID, str]:
+    seen: list[Decision] = []
+    run_scan(datetime.fromisoformat(iso), on_decision=seen.append, **kwargs)  # type: ignore[arg-type]
+    return {d.user_id: d.decision for d in seen if d.decision != "not_due"}
+
+
+def test_a_scan_folds_before_it_decides(admin: psycopg.Connection, scanning: None) -> None:
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    assert due_at(AS_OF, dry_run=True, full=True) == {who: "nudge"}
+    assert folded(admin, who)[1] == [("app_open", "2026-03-01 00:00:00+00")]
+
+
+def test_activity_only_in_the_tail_is_last_activity(admin: psycopg.Connection, db_url: str, scanning: None) -> None:
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    fold(admin)
+    with fold_held_elsewhere(db_url):
+        insert(admin, who, "2026-03-03T00:00Z")  # inside the threshold, unfolded
+        assert due_at(AS_OF, dry_run=True, full=True) == {}
+        assert folded(admin, who)[0] is not None and merged(admin, who) == "2026-03-03 00:00:00+00"
+
+
+def test_an_incremental_scan_finds_who_crossed_by_unfolded_activity(
+    admin: psycopg.Connection, db_url: str, scanning: None
+) -> None:
+    who = user(admin)
+    insert(admin, who, "2026-02-27T11:00Z")
+    fold(admin)
+    with fold_held_elsewhere(db_url):
+        insert(admin, who, "2026-02-27T12:10Z")  # crosses 48 h inside the next beat's window
+        assert due_at("2026-03-01T12:00:00+00:00", full=True) == {}
+        assert due_at("2026-03-01T12:15:00+00:00", full=False) == {who: "nudge"}
+
+
+def test_a_full_scan_finds_a_new_user_by_unfolded_activity_older_than_the_sign_up(
+    admin: psycopg.Connection, db_url: str, scanning: None
+) -> None:
+    """Signed up after the cutoff, with a back-dated event before it: last active is that event."""
+    who = admin.execute(
+        "insert into auth.users (id, created_at) values (gen_random_uuid(), '2026-03-03T00:00Z') returning id"
+    ).fetchone()[0]
+    fold(admin)
+    with fold_held_elsewhere(db_url):
+        insert(admin, who, "2026-02-20T00:00Z")
+        assert due_at(AS_OF, dry_run=True, full=True) == {who: "nudge"}
