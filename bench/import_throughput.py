@@ -99,9 +99,11 @@ def checkpoint(url: str) -> None:
         conn.execute("checkpoint")
 
 
-def measure_import(url: str, users_count: int, events: int) -> dict[str, Any]:
+def measure_import(url: str, users_count: int, events: int, batch_size: int | None = None) -> dict[str, Any]:
     """On a migrated, empty database: plain COPY, COPY with the insert triggers, and the CLI,
-    each into an empty table, with the same rows; events per second and the CLI's peak memory."""
+    each into an empty table, with the same rows; events per second and the CLI's peak memory.
+    `batch_size`: the CLI's --batch-size (rows per transaction and statement; default
+    IMPORT_CHUNK_SIZE)."""
     now = datetime.now(UTC).replace(microsecond=0)
     with connect(url, autocommit=True) as conn:
         users = [
@@ -138,7 +140,10 @@ def measure_import(url: str, users_count: int, events: int) -> dict[str, Any]:
 
         start = time.perf_counter()
         cli = run_measured(
-            [sys.executable, "-m", "worker", "import", str(ndjson), "--batch-id", BATCH_ID, "--json"],
+            [
+                *(sys.executable, "-m", "worker", "import", str(ndjson), "--batch-id", BATCH_ID, "--json"),
+                *(("--batch-size", str(batch_size)) if batch_size else ()),
+            ],
             {**os.environ, "DATABASE_URL": url},
         )
         imported = time.perf_counter() - start
@@ -170,12 +175,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument(
+        "--batch-size", type=int, help="the CLI's --batch-size: rows per transaction (default IMPORT_CHUNK_SIZE)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
     with scratch_database("bench_import", keep=args.keep) as url:
         try:
-            m = measure_import(url, args.users, args.events)
+            m = measure_import(url, args.users, args.events, args.batch_size)
         except RuntimeError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -190,7 +198,7 @@ def main() -> int:
         f"{m['copy_triggers_per_s']:10,.0f} events/s"
     )
     print(
-        f"python -m worker import into engagement_events:                  "
+        f"python -m worker import into engagement_events ({args.batch_size or 'IMPORT_CHUNK_SIZE'} rows a chunk): "
         f"{m['import_per_s']:10,.0f} events/s  "
         f"(inserted {summary['inserted']:,}, duplicates {summary['duplicates']:,}, rejected {summary['rejected']:,})"
     )
