@@ -300,3 +300,30 @@ def test_a_full_scan_finds_a_new_user_by_unfolded_activity_older_than_the_sign_u
     with fold_held_elsewhere(db_url):
         insert(admin, who, "2026-02-20T00:00Z")
         assert due_at(AS_OF, dry_run=True, full=True) == {who: "nudge"}
+
+
+def test_two_soft_deletes_of_one_pair_racing_leave_no_drift(admin: psycopg.Connection, db_url: str) -> None:
+    """Two writers each soft-delete one of a (user, type)'s two latest events. The second's
+    recompute waits for the first's lock on the pair's row and then reads the log after it, so
+    neither leaves the pair at a row the other deleted."""
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    second = insert(admin, who, "2026-03-02T00:00Z")
+    latest = insert(admin, who, "2026-03-03T00:00Z")
+    fold(admin)
+    with connect(db_url) as first_writer, connect(db_url, autocommit=True) as second_writer:
+        first_writer.execute("update engagement_events set is_deleted = true where id = %s", (latest,))
+        done = threading.Event()
+
+        def soft_delete() -> None:
+            second_writer.execute("update engagement_events set is_deleted = true where id = %s", (second,))
+            done.set()
+
+        worker = threading.Thread(target=soft_delete)
+        worker.start()
+        assert not done.wait(0.5)  # waits for the first writer's lock on the pair
+        first_writer.commit()
+        join(worker)
+    assert done.is_set()
+    assert merged(admin, who) == "2026-03-01 00:00:00+00"
+    assert drift(admin) == []
