@@ -40,13 +40,17 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
 
 def instant(text: str) -> datetime:
-    """An ISO 8601 instant with an offset (`Z` accepted); one without is ambiguous, so refused."""
+    """An ISO 8601 instant with an offset (`Z` accepted); one without is ambiguous, so refused.
+    A date with an offset ("2026-11-01Z") is its midnight there: Python would drop the offset."""
+    dated = len(text) > 10 and text[10] not in "Tt "
+    full = f"{text[:10]}T00:00{text[10:]}" if dated else text
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(full.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; ambiguous (e.g. {text}Z or {text}+02:00)")
+        example = text if len(text) > 10 else f"{text}T00:00"
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; ambiguous (e.g. {example}Z or {example}+02:00)")
     return value
 
 

@@ -3,6 +3,7 @@ with the status its class carries, decided by run_command; argparse's errors are
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from events_schema.cli_args import CommandParser, whole_number
+from events_schema.cli_args import CommandParser, instant, whole_number
 from events_schema.cli_errors import describe, run_command
 from events_schema.db import DatabaseUnavailable
 from events_schema.errors import CommandError, UsageError
@@ -142,3 +143,21 @@ def test_a_reader_that_leaves_mid_output_keeps_the_status_of_the_work(status: in
 def test_a_reader_gone_before_the_output_keeps_the_status_of_the_work(status: int) -> None:
     body = f"import time\ntime.sleep(0.5)\nprint('done')\nreturn {status}"
     assert through_a_closed_pipe(body, read_first=False) == (status, "")
+
+
+@pytest.mark.parametrize(
+    ("text", "example"),
+    [("2026-11-01T10:00:00", "2026-11-01T10:00:00Z"), ("2026-11-01", "2026-11-01T00:00Z")],
+)
+def test_an_instant_without_an_offset_is_refused_with_an_example_that_parses(text: str, example: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="no UTC offset") as refused:
+        instant(text)
+    assert f"e.g. {example} or" in str(refused.value)
+    assert instant(example).utcoffset() is not None
+
+
+def test_a_date_with_an_offset_is_its_midnight_there() -> None:
+    # Python's fromisoformat drops the offset of a date alone; ours keeps it.
+    assert instant("2026-11-01Z") == instant("2026-11-01T00:00:00+00:00")
+    assert instant("2026-11-01+02:00") == instant("2026-10-31T22:00Z")
+    assert instant("2026-11-01T00:00Z") == instant("2026-11-01T01:00+01:00")
