@@ -200,6 +200,13 @@ class _Auditor:
 
 def _create_fixtures(conn: psycopg.Connection, count: int) -> Fixtures:
     users = [uuid.uuid4() for _ in range(count)]
+    try:
+        private = [r[0] for r in conn.execute("select unnest(public.engagement_private_event_types())")]
+    except errors.Error as exc:
+        raise AuditError(
+            f"cannot create the throwaway users and events as {conn.info.user}: "
+            f"{_first_line(exc)}; run the audit as the migrating role"
+        ) from exc
     rows = [
         (uuid.uuid4(), user, minutes, event_type, json.dumps(value), deleted)
         for user in users
@@ -209,6 +216,13 @@ def _create_fixtures(conn: psycopg.Connection, count: int) -> Fixtures:
     rows += [
         (uuid.uuid4(), user, 30, "nudge_sent", json.dumps({"rule": "rls_audit", "user": str(user)}), False)
         for user in users
+    ]
+    # The engine's private events about the user (a holdout's withheld nudge, a shadow rule's
+    # record): only the service role may read them, never the user they are about.
+    rows += [
+        (uuid.uuid4(), user, 20, event_type, json.dumps({"rule": "rls_audit", "user": str(user)}), False)
+        for user in users
+        for event_type in private
     ]
     ids, user_ids, minutes_ago, event_types, values, deleted = map(list, zip(*rows, strict=False))
     try:
@@ -234,7 +248,9 @@ def _create_fixtures(conn: psycopg.Connection, count: int) -> Fixtures:
         conn.execute(query("audit_create_tokens"), {"ids": list(tokens.values()), "user_ids": list(tokens)})
     except errors.Error as exc:
         raise AuditError(f"cannot create the throwaway device tokens as {conn.info.user}: {_first_line(exc)}") from exc
-    visible = {user: frozenset(r[0] for r in rows if r[1] == user and not r[5]) for user in users}
+    visible = {
+        user: frozenset(r[0] for r in rows if r[1] == user and not r[5] and r[3] not in private) for user in users
+    }
     return Fixtures(users, visible, frozenset(ids), tokens)
 
 

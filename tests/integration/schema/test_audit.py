@@ -79,6 +79,9 @@ BREAKAGES = {
         'drop policy "Users can read their own device tokens" on public.device_tokens',
         "create policy broken on public.device_tokens for select to authenticated using (true)",
     ],
+    "users read the engine's private events about them": [
+        'drop policy "Users never see the engine\'s private events" on public.engagement_events',
+    ],
     "anon reads": [
         "grant select on public.engagement_events to anon",
         "create policy broken on public.engagement_events for select to anon using (true)",
