@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from bench import broadcast, data, fold, inserts, report, scans
+from bench import broadcast, data, fold, inserts, report, scans, simulate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,6 +92,8 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
             ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches)),
             ("broadcast", lambda: broadcast.measure_broadcast(url, args.single_rows, args.insert_batches)),
             ("a beat's writes and their fold", lambda: fold.measure_fold(url, result["users"], args.events_per_user)),
+            # Read only: the replay of the 30 days before NOW (bench/simulate.py; the capped one there).
+            ("replay of 30 days", lambda: simulate.measure(url, capped=False)),
         ):
             start = time.perf_counter()
             result.update(measure())
