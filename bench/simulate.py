@@ -107,10 +107,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=30, help="events per user of a scratch dataset")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dataset (bench_simulate_<users>)")
     parser.add_argument("--days", type=int, default=DAYS)
+    parser.add_argument("--no-capped", action="store_true", help="leave out the replay under NUDGE_MAX_PER_SCAN")
     args = parser.parse_args()
     if args.database:
         url = make_url(get_settings().database_url).set(database=args.database).render_as_string(hide_password=False)
-        figures = measure(url, args.days)
+        figures = measure(url, args.days, capped=not args.no_capped)
     else:
         from bench.data import dataset, fill
 
@@ -120,7 +121,7 @@ def main() -> int:
         ):
             if not reused:
                 fill(url, args.users, args.events)
-            figures = measure(url, args.days)
+            figures = measure(url, args.days, capped=not args.no_capped)
     print(
         json.dumps({"database": args.database or f"{args.users} users", "load": os.getloadavg(), **figures}, indent=1)
     )

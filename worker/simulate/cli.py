@@ -6,13 +6,10 @@ docs/simulate.md says what it can and cannot know."""
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
@@ -27,8 +24,8 @@ from events_schema.settings import get_settings
 from worker.database import connection
 from worker.simulate import policy as policies
 from worker.simulate.policy import Policy
-from worker.simulate.replay import Outcome, Window, begin_read_only, check_data, local_times
 from worker.simulate.replay import Replay as ReplayRun
+from worker.simulate.replay import UserCase, Window, begin_read_only, check_data, local_times, read_cases
 from worker.simulate.report import Comparison, Lift, Tally
 
 PROGRESS_STEPS = 1000
@@ -137,41 +134,39 @@ def simulate(
             begin_read_only(conn)
             check_data(conn, window)
             local = local_times(conn, window)
-            tallies = [Tally(p) for p in sides]
+            tallies = [Tally(p, window, zone, local) for p in sides]
             comparison = Comparison(window, zone_name, tallies, lifts=_lifts(conn, window, sides, lift_from))
-            runs = [ReplayRun(conn, p, window, local).run() for p in sides]
-            for user_id, outcomes in _in_step(runs):
-                reached = [False] * len(sides)
-                for index, outcome in outcomes:
-                    reached[index] = bool(tallies[index].add(outcome, window, local, zone))
-                if len(sides) == 2 and reached[0] != reached[1]:
-                    comparison.only["current" if reached[0] else "proposed"] += 1
+            replays = [ReplayRun(p, window, local) for p in sides]
+            held: list[list[UserCase]] = [[] for _ in sides]  # a capped side's users, settled at the end
+            reached: list[set[int]] = [set() for _ in sides]  # kept only beside a capped side
+            keep = any(p.max_per_scan for p in sides) and len(sides) == 2
+            for user_id, cases in read_cases(conn, sides, window):
+                hit = [False] * len(sides)
+                for i, case in enumerate(cases):
+                    if case is None:
+                        continue
+                    if sides[i].max_per_scan:
+                        held[i].append(case)
+                    else:
+                        hit[i] = tallies[i].add(replays[i].decide(case))
+                        if keep and hit[i]:
+                            reached[i].add(user_id.int)
+                if len(sides) == 2 and not keep and hit[0] != hit[1]:
+                    comparison.only["current" if hit[0] else "proposed"] += 1
                 if progress is not None:
                     # User ids are uniform (random UUIDs): how far through them is how far along.
                     progress.update(int(user_id.int / 2**128 * PROGRESS_STEPS), "users, by id")
+            for i, cases_held in enumerate(held):
+                if sides[i].max_per_scan:
+                    for outcome in replays[i].settle(cases_held):
+                        if tallies[i].add(outcome) and keep:
+                            reached[i].add(outcome.case.user_id.int)
+                    cases_held.clear()
+            if keep:
+                comparison.only = {"current": len(reached[0] - reached[1]), "proposed": len(reached[1] - reached[0])}
             return comparison
         finally:
             conn.rollback()
-
-
-def _in_step(runs: list[Iterator[Outcome]]) -> Iterator[tuple[Any, list[tuple[int, Outcome]]]]:
-    """The sides' outcomes grouped by user, in user order."""
-    streams = [_tagged(run, i) for i, run in enumerate(runs)]
-    group: list[tuple[int, Outcome]] = []
-    current = None
-    for user_id, index, outcome in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
-        if group and user_id != current:
-            yield current, group
-            group = []
-        current = user_id
-        group.append((index, outcome))
-    if group:
-        yield current, group
-
-
-def _tagged(outcomes: Iterator[Outcome], index: int) -> Iterator[tuple[Any, int, Outcome]]:
-    for outcome in outcomes:
-        yield outcome.case.user_id, index, outcome
 
 
 def _lifts(conn: psycopg.Connection, window: Window, sides: list[Policy], lift_from: str | None) -> dict[str, Lift]:

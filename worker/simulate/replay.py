@@ -19,10 +19,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import uuid
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import psycopg
 
@@ -106,20 +105,13 @@ class Sent:
     beat: int
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
-    """An episode due in the window: when it first was, and why it was not decided then (None: it was)."""
-
-    user_id: uuid.UUID
-    rule: str
-    beat: int  # its first due beat
-    reason: str | None
-    decided: bool  # decided within the window (at once or later)
+# A due episode not decided at the first beat it was due at: (rule, that beat, the first reason).
+Due = tuple[str, int, str]
 
 
 @dataclass
 class Outcome:
-    """One user's replay: the decisions and the due episodes."""
+    """One user's replay: the decisions, and the due episodes held or suppressed at first."""
 
     case: UserCase
     sent: list[Sent]
@@ -135,18 +127,18 @@ def in_holdout(rule: NudgeRule, user_id: uuid.UUID) -> bool:
 
 
 class Replay:
-    """One policy over one window, reading through `conn` (inside its read-only transaction)."""
+    """One policy's decisions over one window, given each user's episodes (read_cases)."""
 
-    def __init__(
-        self, conn: psycopg.Connection, policy: Policy, window: Window, local_us: dict[str, list[int]]
-    ) -> None:
-        self.conn = conn
+    def __init__(self, policy: Policy, window: Window, local_us: dict[str, list[int]]) -> None:
         self.policy = policy
         self.window = window
         self.n = window.beats
         self.cool_steps = ceil_div(micros(policy.cooldown), micros(window.every))
         self.local_us = local_us
         self._next_open: dict[str, list[int]] = {}
+        self.names = [r.name for r in policy.rules]
+        self.held_out = [r.holdout_buckets > 0 for r in policy.rules]
+        self.beats = [window.beat(k) for k in range(self.n)]
 
     def next_open(self, timezone: str) -> list[int]:
         """Per beat k, the first beat at or after k outside quiet hours in this zone (n: none)."""
@@ -170,57 +162,10 @@ class Replay:
             self._next_open[timezone] = out
         return self._next_open[timezone]
 
-    # -- reading -------------------------------------------------------------------------------
-
-    def cases(self) -> Iterator[UserCase]:
-        """Every user with an episode due in the window, in user order, all rules merged."""
-        streams = []
-        for index, rule in enumerate(self.policy.rules):
-            cursor = self.conn.cursor(name=f"simulate_{self.policy.label}_{index}")
-            cursor.itersize = FETCH_ROWS
-            cursor.execute(
-                query("simulate_episodes"),
-                {
-                    "rule": rule.name,
-                    "event_types": rule.event_types,
-                    "threshold": timedelta(hours=rule.threshold_hours),
-                    "window_start": self.window.start,
-                    "last_beat": self.window.last_beat,
-                },
-            )
-            streams.append(_tagged(cursor, index))
-        case: UserCase | None = None
-        for user_id, index, row in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
-            if case is None or case.user_id != user_id:
-                if case is not None and case.episodes:
-                    yield case
-                case = self._case(row)
-            episode = self._episode(index, row)
-            if episode is not None:
-                case.episodes.append(episode)
-        if case is not None and case.episodes:
-            yield case
-
-    def _case(self, row: tuple[Any, ...]) -> UserCase:
-        user_id, _, _, timezone, opted_out, walk_at, decided_at, _ = row
-        allowed = 0
-        if decided_at is not None:
-            allowed = self.window.first_beat_at_or_after(decided_at + self.policy.cooldown)
-        return UserCase(user_id, timezone, opted_out, micros(walk_at), allowed)
-
-    def _episode(self, index: int, row: tuple[Any, ...]) -> Episode | None:
-        _, last_active_at, ends, _, _, _, _, decided_before = row
-        threshold = timedelta(hours=self.policy.rules[index].threshold_hours)
-        due_k = self.window.first_beat_at_or_after(last_active_at + threshold)
-        end_k = self.n if ends is None else min(self.n, self.window.first_beat_at_or_after(ends))
-        if due_k >= end_k:
-            return None  # due only between two beats, or after the window
-        return Episode(index, last_active_at, due_k, end_k, decided_before)
-
     # -- deciding ------------------------------------------------------------------------------
 
     def candidate(
-        self, case: UserCase, decided: set[int], allowed_k: int, from_k: int, from_rule: int
+        self, case: UserCase, decided: Container[int], allowed_k: int, from_k: int, from_rule: int
     ) -> tuple[int, int, int] | None:
         """The user's next decision at or after (from_k, from_rule): (beat, rule, episode index)."""
         if case.opted_out:
@@ -242,24 +187,17 @@ class Replay:
                 best = (k, ep.rule, i)
         return best
 
-    def run(self) -> Iterator[Outcome]:
-        """Every user's outcome; in user order without a cap, in the order the cap settles them with one."""
-        if not self.policy.max_per_scan:
-            for case in self.cases():
-                yield self._uncapped(case)
-            return
-        yield from self._capped(list(self.cases()))
-
-    def _uncapped(self, case: UserCase) -> Outcome:
+    def decide(self, case: UserCase) -> Outcome:
+        """One user's decisions on their own (no cap): the next is always the earliest possible."""
         decided: dict[int, int] = {}
         allowed, from_k, from_rule = case.allowed_k, 0, 0
-        while (c := self.candidate(case, set(decided), allowed, from_k, from_rule)) is not None:
+        while (c := self.candidate(case, decided, allowed, from_k, from_rule)) is not None:
             k, rule, i = c
             decided[i] = k
             allowed, from_k, from_rule = k + self.cool_steps, k, rule + 1
         return self._outcome(case, decided)
 
-    def _capped(self, cases: list[UserCase]) -> Iterator[Outcome]:
+    def settle(self, cases: list[UserCase]) -> Iterator[Outcome]:
         """Beat by beat: each beat's candidates in the scan's order (rules in configuration order;
         within a rule, a full scan's walk), the first NUDGE_MAX_PER_SCAN decided, the rest held
         as rate_limited and decided again from the next beat."""
@@ -269,7 +207,7 @@ class Replay:
         heap: list[tuple[int, int, int, int, int, int]] = []
 
         def push(ci: int, from_k: int, from_rule: int) -> None:
-            c = self.candidate(cases[ci], set(decided[ci]), allowed[ci], from_k, from_rule)
+            c = self.candidate(cases[ci], decided[ci], allowed[ci], from_k, from_rule)
             if c is not None:
                 k, rule, i = c
                 walk = 0 if self.policy.rules[rule].event_types else cases[ci].walk_at
@@ -293,15 +231,14 @@ class Replay:
             yield self._outcome(case, decided[ci])
 
     def _outcome(self, case: UserCase, decided: dict[int, int]) -> Outcome:
-        rules = self.policy.rules
-        visible = sorted((k, case.episodes[i].rule) for i, k in decided.items())
+        rules, names, beats = self.policy.rules, self.names, self.beats
         sent = [
             Sent(
                 case.user_id,
-                rules[ep.rule].name,
+                names[ep.rule],
                 ep.last_active_at,
-                self.window.beat(k),
-                in_holdout(rules[ep.rule], case.user_id),
+                beats[k],
+                self.held_out[ep.rule] and in_holdout(rules[ep.rule], case.user_id),
                 case.timezone,
                 k,
             )
@@ -309,32 +246,81 @@ class Replay:
             for ep in (case.episodes[i],)
         ]
         due = []
-        open_at = self.next_open(case.timezone)
         for i, ep in enumerate(case.episodes):
             first = ep.due_k
-            reason: str | None
-            if case.opted_out:
-                reason = "opted_out"
-            elif ep.decided_before:
-                reason = "already_nudged"
-            elif decided.get(i) == first:
-                reason = None
-            elif first < case.allowed_k or any(
-                (j < first or (j == first and r < ep.rule)) and first - j < self.cool_steps for j, r in visible
-            ):
-                reason = "cooldown"
-            elif open_at[first] != first:
-                reason = "quiet_hours"
-            else:
-                reason = "rate_limited"
-            due.append(Due(case.user_id, rules[ep.rule].name, first, reason, i in decided))
+            if decided.get(i) == first and not case.opted_out and not ep.decided_before:
+                continue  # decided at once
+            due.append((names[ep.rule], first, self._reason(case, ep, first, decided)))
         return Outcome(case, sent, due)
 
+    def _reason(self, case: UserCase, ep: Episode, first: int, decided: dict[int, int]) -> str:
+        """Why a due episode was not decided at its first due beat: the scan's first reason."""
+        if case.opted_out:
+            return "opted_out"
+        if ep.decided_before:
+            return "already_nudged"
+        if first < case.allowed_k or any(
+            (j < first or (j == first and case.episodes[i].rule < ep.rule)) and first - j < self.cool_steps
+            for i, j in decided.items()
+        ):
+            return "cooldown"
+        if self.next_open(case.timezone)[first] != first:
+            return "quiet_hours"
+        return "rate_limited"
 
-def _tagged(rows: Iterator[tuple[Any, ...]], index: int) -> Iterator[tuple[Any, int, tuple[Any, ...]]]:
-    """(user id, rule index, row): the merge key of one rule's stream."""
-    for row in rows:
-        yield row[0], index, row
+
+def read_cases(
+    conn: psycopg.Connection, policies: list[Policy], window: Window
+) -> Iterator[tuple[uuid.UUID, list[UserCase | None]]]:
+    """Per user with an episode due in the window (in user order), each policy's case (None: no
+    episode due under it). One query per set of counted event types, shared by every rule of
+    every policy that counts them; the streams are merged by user."""
+    groups: dict[tuple[str, ...] | None, list[tuple[int, int, NudgeRule]]] = {}
+    keys: list[tuple[int, int]] = []  # key -> (policy, rule index)
+    for p, policy in enumerate(policies):
+        for r, rule in enumerate(policy.rules):
+            types = tuple(rule.event_types) if rule.event_types is not None else None
+            groups.setdefault(types, []).append((len(keys), r, rule))
+            keys.append((p, r))
+    step = micros(window.every)
+    streams = []
+    for g, (types, rules) in enumerate(groups.items()):
+        cursor = conn.cursor(name=f"simulate_episodes_{g}")
+        cursor.itersize = FETCH_ROWS
+        thresholds = [timedelta(hours=rule.threshold_hours) for _, _, rule in rules]
+        cursor.execute(
+            query("simulate_episodes"),
+            {
+                "event_types": list(types) if types is not None else None,
+                "rule_keys": [key for key, _, _ in rules],
+                "rule_names": [rule.name for _, _, rule in rules],
+                "thresholds": thresholds,
+                "thresholds_us": [micros(t) for t in thresholds],
+                "shortest": min(thresholds),
+                "window_start": window.start,
+                "last_beat": window.last_beat,
+                "step_us": step,
+                "beats": window.beats,
+            },
+        )
+        streams.append(cursor)
+    cooldowns = [micros(p.cooldown) for p in policies]
+    rows = heapq.merge(*streams, key=lambda row: (row[0], row[1])) if len(streams) > 1 else streams[0]
+    user: uuid.UUID | None = None
+    cases: list[UserCase | None] = [None] * len(policies)
+    for user_id, key, last_active_at, due_k, end_k, timezone, opted_out, walk_us, decided_off, decided_before in rows:
+        if user_id != user:
+            if user is not None:
+                yield user, cases
+            user, cases = user_id, [None] * len(policies)
+        p, r = keys[key]
+        case = cases[p]
+        if case is None:
+            allowed = 0 if decided_off is None else max(0, ceil_div(decided_off + cooldowns[p], step))
+            case = cases[p] = UserCase(user_id, timezone, opted_out, walk_us, allowed)
+        case.episodes.append(Episode(r, last_active_at, due_k, end_k, decided_before))
+    if user is not None:
+        yield user, cases
 
 
 def check_data(conn: psycopg.Connection, window: Window) -> None:
@@ -369,10 +355,11 @@ def begin_read_only(conn: psycopg.Connection) -> None:
 
 
 def decisions(conn: psycopg.Connection, policy: Policy, window: Window) -> list[Sent]:
-    """Every decision the policy makes over the window, in (instant, user) order: what the live
-    engine run at every beat would write (the exactness tests compare the two)."""
+    """Every decision the policy makes over the window, in (instant, user, rule) order: what the
+    live engine run at every beat would write (the exactness tests compare the two)."""
     with conn.transaction():
         begin_read_only(conn)
-        replay = Replay(conn, policy, window, local_times(conn, window))
-        sent = [s for outcome in replay.run() for s in outcome.sent]
-    return sorted(sent, key=lambda s: (s.at, s.user_id, s.rule))
+        replay = Replay(policy, window, local_times(conn, window))
+        cases = [cs[0] for _, cs in read_cases(conn, [policy], window) if cs[0] is not None]
+        outcomes = list(replay.settle(cases)) if policy.max_per_scan else [replay.decide(c) for c in cases]
+    return sorted((s for o in outcomes for s in o.sent), key=lambda s: (s.at, s.user_id, s.rule))

@@ -19,37 +19,44 @@ from worker.simulate.replay import REASONS, Outcome, Window
 DAY_FIELDS = ("sent", "withheld", "users", *REASONS)
 
 
-@dataclass
 class Tally:
-    """One side's figures."""
+    """One side's figures, counted as each user's outcome comes by."""
 
-    policy: Policy
-    days: dict[tuple[str, date], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    hours: dict[str, list[int]] = field(default_factory=dict)
-    users_reached: int = 0
-    most_sent: int = 0
+    def __init__(self, policy: Policy, window: Window, zone: ZoneInfo, local_us: dict[str, list[int]]) -> None:
+        self.policy = policy
+        self.local_us = local_us
+        self.days: dict[tuple[str, date], Counter[str]] = defaultdict(Counter)
+        self.hours: dict[str, list[int]] = {}
+        self.users_reached = 0
+        self.most_sent = 0
+        # The report's day of each beat (in --tz), computed once.
+        self.day_of_beat = [window.beat(k).astimezone(zone).date() for k in range(window.beats)]
 
-    def add(self, outcome: Outcome, window: Window, local_us: dict[str, list[int]], zone: ZoneInfo) -> set[str]:
-        """Count one user's outcome; the rules that sent them a nudge (not withheld)."""
+    def add(self, outcome: Outcome) -> bool:
+        """Count one user's outcome; whether a nudge was sent to them (not withheld)."""
         reached: set[tuple[str, date]] = set()
         sent = 0
+        days, day_of_beat = self.days, self.day_of_beat
         for s in outcome.sent:
-            day = s.at.astimezone(zone).date()
-            self.days[(s.rule, day)]["withheld" if s.withheld else "sent"] += 1
-            if not s.withheld:
-                sent += 1
-                reached.add((s.rule, day))
-                hour = local_us[s.timezone][s.beat] // 3_600_000_000
-                self.hours.setdefault(s.rule, [0] * 24)[hour] += 1
-        for rule, day in reached:
-            self.days[(rule, day)]["users"] += 1
-        for d in outcome.due:
-            if d.reason is not None:
-                self.days[(d.rule, window.beat(d.beat).astimezone(zone).date())][d.reason] += 1
+            day = day_of_beat[s.beat]
+            if s.withheld:
+                days[(s.rule, day)]["withheld"] += 1
+                continue
+            days[(s.rule, day)]["sent"] += 1
+            sent += 1
+            reached.add((s.rule, day))
+            hours = self.hours.get(s.rule)
+            if hours is None:
+                hours = self.hours[s.rule] = [0] * 24
+            hours[self.local_us[s.timezone][s.beat] // 3_600_000_000] += 1
+        for key in reached:
+            days[key]["users"] += 1
+        for rule, beat, reason in outcome.due:
+            days[(rule, day_of_beat[beat])][reason] += 1
         if sent:
             self.users_reached += 1
             self.most_sent = max(self.most_sent, sent)
-        return {rule for rule, _ in reached}
+        return sent > 0
 
     def total(self, name: str, rule: str | None = None) -> int:
         return sum(c[name] for (r, _), c in self.days.items() if rule is None or r == rule)
