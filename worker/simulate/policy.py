@@ -13,21 +13,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import time, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from events_schema.errors import UsageError
 from events_schema.settings import NudgeRule, Settings
-
-
-class ProposedRule(NudgeRule):
-    """A rule as `--rules` gives it: NUDGE_RULES' fields and nothing else."""
-
-    model_config = ConfigDict(extra="forbid")
-    # Shadow mode (a rule recorded, never sent): replayed as a live rule would be.
-    mode: Literal["live", "shadow"] = "live"
-
 
 POLICY_KEYS = frozenset({"rules", "cooldown_hours", "quiet_hours", "max_per_scan"})
 
@@ -44,9 +35,11 @@ class Policy:
 
     @classmethod
     def configured(cls, settings: Settings) -> Policy:
+        """The live rules as configured. Shadow rules are left out: each decides in a world of its
+        own records (docs/engine.md, "Shadow mode") and never changes a live rule's users."""
         return cls(
             label="current",
-            rules=tuple(settings.nudge_rules),
+            rules=tuple(r for r in settings.nudge_rules if r.mode == "live"),
             cooldown=timedelta(hours=settings.nudge_cooldown_hours),
             quiet_hours=(settings.quiet_hours_start, settings.quiet_hours_end)
             if settings.quiet_hours_enabled
@@ -103,7 +96,8 @@ def _rules(items: Any) -> tuple[NudgeRule, ...]:
     rules = []
     for i, item in enumerate(items):
         try:
-            rules.append(ProposedRule.model_validate(item))
+            # A shadow rule ("mode": "shadow") replays as a live one: what would it send?
+            rules.append(NudgeRule.model_validate(item))
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"]) or "rule"
