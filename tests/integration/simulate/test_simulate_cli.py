@@ -128,11 +128,13 @@ def test_a_window_without_data_says_so(db_url: str, history: None) -> None:
     assert backwards.returncode == 2 and "must be after --from" in backwards.stderr
 
 
+LONG_WINDOW = ["--from", "2026-02-01T00:00:00Z", "--to", "2026-03-03T00:00:00Z", "--every", "1s"]
+
+
 def test_ctrl_c_stops_with_one_line(db_url: str, history: None, admin: psycopg.Connection) -> None:
     # One-second beats over 30 days (2.6M instants): interrupted while the server works on them.
     child = subprocess.Popen(
-        [sys.executable, "-m", "worker", "simulate", "--from", "2026-02-01T00:00:00Z", "--to", "2026-03-03T00:00:00Z"]
-        + ["--every", "1s"],
+        [sys.executable, "-m", "worker", "simulate", *LONG_WINDOW],
         env={**os.environ, "DATABASE_URL": db_url},
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
