@@ -62,7 +62,9 @@ class EngineModel:
             start, end = settings.quiet_hours_start, settings.quiet_hours_end
             quiet = (start.hour * 3600 + start.minute * 60, end.hour * 3600 + end.minute * 60)
         return cls(
-            list(settings.nudge_rules),
+            # Live rules only: a shadow rule sends nothing (its records are the engine's to write,
+            # docs/engine.md "Shadow mode"), and its decisions never change a live rule's.
+            [rule for rule in settings.nudge_rules if rule.mode == "live"],
             max(1, int(settings.scan_interval_seconds)),
             int(settings.nudge_cooldown_hours * 3600),
             quiet,

@@ -69,3 +69,19 @@ def test_the_nudge_effect_needs_a_rule_with_a_holdout(
     with pytest.raises(SeedError, match="holdout_percent"):
         seed(settings_env, users=10, days=3, seed=7, now=NOW, nudge_effect=EFFECT)
     assert admin.execute("select count(*) from auth.users").fetchone()[0] == 0
+
+
+def test_the_seed_replays_live_rules_only(
+    settings_env: str, admin: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shadow rule sends nothing: the seed writes no event of it (nor a nudge_sent in its name)."""
+    live = {"name": "inactive_48h", "threshold_hours": 48, "holdout_percent": 50, "holdout_salt": "demo"}
+    shadow = {"name": "proposed_36h", "threshold_hours": 36, "mode": "shadow"}
+    monkeypatch.setenv("NUDGE_RULES", json.dumps([shadow, live]))
+    get_settings.cache_clear()
+    report = seed(settings_env, users=200, days=7, seed=0, now=NOW, nudge_effect=EFFECT)
+    assert report is not None and report.nudges is not None and report.nudges.sent > 0
+    rules_written = admin.execute(
+        "select distinct value ->> 'rule' from engagement_events where event_type like 'nudge_%'"
+    ).fetchall()
+    assert rules_written == [("inactive_48h",)]
