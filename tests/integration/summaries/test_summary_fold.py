@@ -327,3 +327,29 @@ def test_two_soft_deletes_of_one_pair_racing_leave_no_drift(admin: psycopg.Conne
     assert done.is_set()
     assert merged(admin, who) == "2026-03-01 00:00:00+00"
     assert drift(admin) == []
+
+
+def test_a_fold_racing_an_uncommitted_soft_delete_skips(admin: psycopg.Connection, db_url: str) -> None:
+    """The soft delete's recompute ran first and has not committed; a fold now would read the
+    row as not deleted and raise the pair past the log once the delete commits. The delete holds
+    the fold's lock shared, so the fold skips instead (its rows stay in the tail)."""
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    fold(admin)
+    latest = insert(admin, who, "2026-03-03T00:00Z")  # unfolded
+    outcome: list[int | None] = []
+    with connect(db_url) as deleter, connect(db_url) as folder:
+        deleter.execute("update engagement_events set is_deleted = true where id = %s", (latest,))
+
+        def run_fold() -> None:
+            outcome.append(fold(folder))
+            folder.commit()
+
+        worker = threading.Thread(target=run_fold)
+        worker.start()
+        worker.join(0.5)
+        deleter.commit()
+        join(worker)
+    assert outcome == [None]
+    assert merged(admin, who) == "2026-03-01 00:00:00+00"
+    assert drift(admin) == []
