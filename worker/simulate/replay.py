@@ -189,6 +189,8 @@ class Replay:
 
     def decide(self, case: UserCase) -> Outcome:
         """One user's decisions on their own (no cap): the next is always the earliest possible."""
+        if len(self.policy.rules) == 1:
+            return self._decide_one_rule(case)
         decided: dict[int, int] = {}
         allowed, from_k, from_rule = case.allowed_k, 0, 0
         while (c := self.candidate(case, decided, allowed, from_k, from_rule)) is not None:
@@ -196,6 +198,30 @@ class Replay:
             decided[i] = k
             allowed, from_k, from_rule = k + self.cool_steps, k, rule + 1
         return self._outcome(case, decided)
+
+    def _decide_one_rule(self, case: UserCase) -> Outcome:
+        """decide() for a policy of one rule: its episodes follow each other in time (read_cases
+        gives them in order), so one pass decides them; the same result, without the search."""
+        name, beats, open_at = self.names[0], self.beats, self.next_open(case.timezone)
+        held_out = self.held_out[0] and in_holdout(self.policy.rules[0], case.user_id)
+        allowed, cool = case.allowed_k, self.cool_steps
+        sent: list[Sent] = []
+        due: list[Due] = []
+        for ep in case.episodes:
+            first = ep.due_k
+            if case.opted_out or ep.decided_before:
+                due.append((name, first, "opted_out" if case.opted_out else "already_nudged"))
+                continue
+            k = max(first, allowed)
+            if k < ep.end_k:
+                k = open_at[k]
+            if k != first:
+                reason = "cooldown" if first < allowed else "quiet_hours" if open_at[first] != first else "rate_limited"
+                due.append((name, first, reason))
+            if k < ep.end_k:
+                sent.append(Sent(case.user_id, name, ep.last_active_at, beats[k], held_out, case.timezone, k))
+                allowed = k + cool
+        return Outcome(case, sent, due)
 
     def settle(self, cases: list[UserCase]) -> Iterator[Outcome]:
         """Beat by beat: each beat's candidates in the scan's order (rules in configuration order;

@@ -67,16 +67,17 @@ def test_due_exactly_at_a_beat_or_a_microsecond_after(admin: psycopg.Connection)
 
 
 def test_activity_exactly_at_a_beat_ends_the_episode_there(admin: psycopg.Connection) -> None:
-    back, late = add_user(admin, "2026-03-01T00:00:00"), add_user(admin, "2026-03-01T00:00:00")
+    # Due at 22:00 local (Berlin, UTC+1), held by quiet hours until 08:00 local (07:00 UTC).
+    back, late = (add_user(admin, "2026-03-01T00:00:00", tz="Europe/Berlin") for _ in range(2))
     for user in (back, late):
-        add_event(admin, user, "2026-03-02T12:00:00")  # due from 2026-03-04T12:00
-    add_event(admin, back, "2026-03-04T12:00:00")  # back exactly at the beat it would be due
+        add_event(admin, user, "2026-03-02T21:00:00")
+    add_event(admin, back, "2026-03-05T07:00:00")  # back exactly at the beat it would be sent
     admin.execute(
         "insert into engagement_events (user_id, timestamp, event_type) values (%s, %s, 'app_open')",
-        (late, at("2026-03-04T12:00:00") + MICRO),
-    )  # back a microsecond too late
-    sent = both("2026-03-04T11:30:00", "2026-03-04T13:00:00")
-    assert [(when, user) for when, user, *_ in sent] == [(at("2026-03-04T12:00:00"), late)]
+        (late, at("2026-03-05T07:00:00") + MICRO),  # back a microsecond too late
+    )
+    sent = both("2026-03-04T20:30:00", "2026-03-05T07:30:00")
+    assert [(when, user) for when, user, *_ in sent] == [(at("2026-03-05T07:00:00"), late)]
 
 
 def test_quiet_hours_start_at_22_and_end_at_08_local(admin: psycopg.Connection) -> None:

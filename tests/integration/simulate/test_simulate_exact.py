@@ -179,3 +179,7 @@ def test_an_unbinding_cap_replays_as_no_cap(admin: psycopg.Connection) -> None:
     assert len(streamed) > 60
     assert replayed(policy=replace(policy, max_per_scan=10**9)) == streamed
     assert replayed(policy=replace(policy, max_per_scan=2)) != streamed
+    # A policy of one rule is decided in one pass over its episodes: the same as the search.
+    for rule in policy.rules:
+        alone = replace(policy, rules=(rule,))
+        assert replayed(policy=alone) == replayed(policy=replace(alone, max_per_scan=10**9))

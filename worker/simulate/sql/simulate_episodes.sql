@@ -1,6 +1,6 @@
 -- The replay's input (worker/simulate/replay.py): for the rules that count the same event types
 -- (%(event_types)s; null: every non-reserved type), every episode of every user that is due at
--- some beat of the window, one row per episode and rule, in user order.
+-- some beat of the window, one row per episode and rule, in user, rule and time order.
 -- An episode is (user, rule, last active): last active is the sign-up time until the user's first
 -- counted activity, then each counted activity's time until the next (docs/engine.md). So the
 -- episodes are the user's timeline with the next point beside each (lead): one sort of the log,
@@ -99,4 +99,4 @@ select n.user_id,
 from numbered n
 join public.engagement_users u on u.user_id = n.user_id
 where n.due_k < n.end_k
-order by n.user_id, n.key
+order by n.user_id, n.key, n.last_active
