@@ -1,1 +1,1 @@
-"""The engine's trigger-kept summaries of the event log: check them against it, rebuild them from it."""
+"""The engine's summaries of the event log: check them against it, rebuild them from it, fold its tail."""

@@ -12,6 +12,9 @@ fold folds the late row.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -353,3 +356,17 @@ def test_a_fold_racing_an_uncommitted_soft_delete_skips(admin: psycopg.Connectio
     assert outcome == [None]
     assert merged(admin, who) == "2026-03-01 00:00:00+00"
     assert drift(admin) == []
+
+
+def test_the_command_folds(admin: psycopg.Connection, db_url: str) -> None:
+    who = user(admin)
+    insert(admin, who, "2026-03-01T00:00Z")
+    done = subprocess.run(
+        [sys.executable, "-m", "events_schema", "--database-url", db_url, "summaries", "--fold"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done
+    assert re.fullmatch(r"folded \d+ rows of the log's tail\n", done.stdout), done
+    assert folded(admin, who)[1] == [("app_open", "2026-03-01 00:00:00+00")]
