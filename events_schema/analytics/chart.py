@@ -215,8 +215,9 @@ def _shadow(ax: Axes, rows: list[Row]) -> None:
     )
     ax.set_xlabel("ISO week of" + ("" if many else f" ({pairs[0]}); above each bar: nudges, shadow vs live"))
     ax.set_ylabel("distinct users")
-    ax.set_ylim(0, max(bottom) * 1.2 + 1)
-    ax.legend(fontsize=8, loc="upper left")
+    # Headroom above the tallest bar for its label and the legend, in one row over the bars.
+    ax.set_ylim(0, max(bottom) * 1.45 + 1)
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     ax.grid(alpha=0.3, axis="y")
 
 
