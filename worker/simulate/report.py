@@ -145,7 +145,7 @@ class Comparison:
             "lift": lift.lift,
             "lift_low": lift.low,
             "lift_high": lift.high,
-            "holdout": f"{lift.percent:g}% {lift.salt}".strip(),
+            "holdout": f"{lift.rule}'s {lift.percent:g}% holdout" + (f" '{lift.salt}'" if lift.salt else ""),
         }
 
     # -- text ----------------------------------------------------------------------------------
@@ -189,8 +189,8 @@ class Comparison:
                     lines.append(
                         f"estimate, {t.policy.label} {rule.name}: {est['returns']:+,.0f} users back within "
                         f"{est['within_hours']} h [{est['low']:+,.0f}, {est['high']:+,.0f}] "
-                        f"(sent x the holdout's measured lift {100 * est['lift']:+.1f} pp "
-                        f"[{100 * est['lift_low']:+.1f}, {100 * est['lift_high']:+.1f}], holdout {est['holdout']})"
+                        f"(sent x the lift {100 * est['lift']:+.1f} pp [{100 * est['lift_low']:+.1f}, "
+                        f"{100 * est['lift_high']:+.1f}] measured by {est['holdout']})"
                     )
         lines += ["", self._days_table(), "", self._hours_table()]
         return "\n".join(lines)

@@ -85,11 +85,13 @@ def seed(conn: psycopg.Connection, rng: random.Random) -> None:
                 minutes=rng.randrange(0, 60),
                 seconds=rng.randrange(0, 60),
             )
-    # A morning wave: Berlin users who go quiet within one evening are due at night together.
-    for i in range(8):
-        user = add_user(conn, (t0 - timedelta(days=3)).isoformat(), tz="Europe/Berlin")
-        insert(conn, user, START + timedelta(hours=19, minutes=7 * i), "app_open")
-        insert(conn, user, START + timedelta(days=4, hours=20, minutes=5 * i), "goal_complete")
+    # Morning waves: Berlin users who go quiet late one evening (22:30 local and after) are due in
+    # quiet hours together and released together at 08:00 local, where the cap spreads them in the
+    # scan's order (last active, then user id). Two of them opted out.
+    for i in range(10):
+        user = add_user(conn, (t0 - timedelta(days=3)).isoformat(), tz="Europe/Berlin", opt_out=i in (3, 7))
+        insert(conn, user, START + timedelta(hours=21, minutes=30 + 3 * i), "app_open")
+        insert(conn, user, START + timedelta(days=4, hours=21, minutes=30 + 5 * (9 - i)), "goal_complete")
     # Signed up inside the window, never active: due (sign-up) 48 h later.
     for i in range(3):
         add_user(conn, (START + timedelta(days=1, hours=5 * i, minutes=11)).isoformat(), tz=ZONES[i])
