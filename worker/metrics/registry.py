@@ -12,13 +12,21 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from events_schema.settings import get_settings
 
-_folder = get_settings().prometheus_multiproc_dir
+try:
+    _folder = get_settings().prometheus_multiproc_dir
+except ValidationError:
+    # Invalid settings (a bad rule in NUDGE_RULES) are for the command that reads them to report,
+    # in one line; failing here, at import, would print a traceback instead. The folder then
+    # comes from the environment alone.
+    _folder = None
 if _folder is not None and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_folder)
 
-from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
+from prometheus_client import Counter, Gauge, Histogram
 
 SCAN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

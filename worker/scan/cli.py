@@ -10,6 +10,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from events_schema.cli_args import instant, positive_seconds, whole_number
 from events_schema.cli_errors import keeping_status
 from events_schema.errors import UsageError
@@ -80,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = run_scan(as_of, rule_names=args.rules, dry_run=args.dry_run, full=args.full, on_decision=collect)
+    except ValidationError:  # invalid settings (a ValueError too): described as a setting, in one line
+        raise
     except ValueError as exc:  # an unknown --rule
         raise UsageError(str(exc)) from exc
     status = 0 if summary.ran else 1
