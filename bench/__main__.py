@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         },
         "sizes": [],
     }
-    for users in sizes:
+    for done, users in enumerate(sizes, 1):
         result["sizes"].append(
             {
                 "users_requested": users,
@@ -139,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
                 **measure_size(args, users, len(sizes) > 1),
             }
         )
-    result["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        result["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        if args.json and done < len(sizes):
+            # The sizes measured so far, so a long run that is stopped still leaves its figures.
+            args.json.write_text(json.dumps({**result, "partial": True}, indent=1, default=str))
     print(report.table(result))
     print(broadcast.summary(result))
     if args.json:

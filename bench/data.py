@@ -60,9 +60,11 @@ select count(*) from (
   having max(e."timestamp") <= %(cutoff)s
 ) due
 """
-# Everything a previous run's scans left behind; the events and users stay.
+# Everything a previous run's scans left behind (every decision the scan writes: sent, withheld,
+# a shadow rule's would-be nudge), each by its partial index; the events and users stay.
 RESET_ENGINE = """
 delete from engagement_events where event_type in ('nudge_sent', 'nudge_withheld');
+delete from engagement_events where event_type = 'nudge_shadow';
 truncate nudge_pending, nudge_scan_state, nudge_scan_leases;
 """
 
