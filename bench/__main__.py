@@ -139,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
                 **measure_size(args, users, len(sizes) > 1),
             }
         )
+        # Smallest first in the table and the chart, whatever order they were measured in (the
+        # largest first puts the figures that matter most in the partial JSON soonest).
+        result["sizes"].sort(key=lambda size: size["users"])
         result["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
         if args.json and done < len(sizes):
             # The sizes measured so far, so a long run that is stopped still leaves its figures.
