@@ -28,6 +28,9 @@ import psycopg
 
 from bench import broadcast, data, fold, inserts, report, scans, simulate
 
+# The steps of a size, in the order they run; --skip names them.
+STEPS = ("baseline", "full", "copy", "beats", "capped", "inserts", "broadcast", "fold", "replay", "import")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -55,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--single-rows", type=int, default=2000, help="single-row inserts per side")
     p.add_argument("--insert-batches", type=int, default=20, help="1,000-row batches per side and case")
+    p.add_argument(
+        "--skip",
+        default="",
+        metavar="STEP,...",
+        help="leave these steps out (their rows show '-'): " + ", ".join(STEPS),
+    )
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("--png", type=Path, help="draw the figures here")
     return p
@@ -76,12 +85,13 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
         from worker.database import dispose_engines
 
         dispose_engines()
-        for step, measure in (
-            ("baseline", lambda: scans.baseline(url)),
-            ("full scans", lambda: scans.full_scans(url)),
-            ("COPY of the nudges", lambda: scans.copy_nudges(url)),
-            (f"{args.beats} beats", lambda: scans.day_of_beats(args.beats)),
+        for key, step, measure in (
+            ("baseline", "baseline", lambda: scans.baseline(url)),
+            ("full", "full scans", lambda: scans.full_scans(url)),
+            ("copy", "COPY of the nudges", lambda: scans.copy_nudges(url)),
+            ("beats", f"{args.beats} beats", lambda: scans.day_of_beats(args.beats)),
             (
+                "capped",
                 f"{args.beats} beats capped",
                 lambda: (
                     scans.capped_day(url, args.beats, _cap(args.max_nudges_per_scan, result, args.beats))
@@ -89,12 +99,18 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
                     else {}
                 ),
             ),
-            ("inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches)),
-            ("broadcast", lambda: broadcast.measure_broadcast(url, args.single_rows, args.insert_batches)),
-            ("a beat's writes and their fold", lambda: fold.measure_fold(url, result["users"], args.events_per_user)),
+            ("inserts", "inserts", lambda: inserts.measure_inserts(url, args.single_rows, args.insert_batches)),
+            ("broadcast", "broadcast", lambda: broadcast.measure_broadcast(url, args.single_rows, args.insert_batches)),
+            (
+                "fold",
+                "a beat's writes and their fold",
+                lambda: fold.measure_fold(url, result["users"], args.events_per_user),
+            ),
             # Read only: the replay of the 30 days before NOW (bench/simulate.py; the capped one there).
-            ("replay of 30 days", lambda: simulate.measure(url, capped=False)),
+            ("replay", "replay of 30 days", lambda: simulate.measure(url, capped=False)),
         ):
+            if key in args.skip:
+                continue
             start = time.perf_counter()
             result.update(measure())
             print(f"  {users:,} users: {step} measured in {time.perf_counter() - start:.0f} s", file=sys.stderr)
@@ -102,6 +118,8 @@ def measure_size(args: argparse.Namespace, users: int, several: bool) -> dict[st
     from bench.import_throughput import measure_import
     from bench.scratch import scratch_database
 
+    if "import" in args.skip:
+        return result
     events = args.import_events or min(10 * users, 1_000_000)
     with scratch_database("bench_import") as url:
         result.update(measure_import(url, max(1, min(users, 10_000)), events))
@@ -217,6 +235,9 @@ def main(argv: list[str]) -> int:
             print(report.compare(ab.a, ab.b))
             return 0
         args = _parser().parse_args(argv)
+        args.skip = [step for step in args.skip.split(",") if step]
+        if unknown := [step for step in args.skip if step not in STEPS]:
+            raise ValueError(f"--skip: no step {', '.join(unknown)} (steps: {', '.join(STEPS)})")
         if any(n <= 0 for n in ([int(s) for s in args.sizes.split(",")] if args.sizes else [args.users])):
             raise ValueError("sizes must be positive integers")
         return run(args)
