@@ -103,7 +103,11 @@ def test_the_benchmark_runs_end_to_end_and_a_reused_dataset_decides_the_same(db_
 
 
 def test_bad_arguments_and_a_missing_file_are_one_line_errors(db_url: str, tmp_path: Path) -> None:
-    for args in (["--users", "0"], ["--skip", "nope"], ["compare", str(tmp_path / "missing.json"), str(tmp_path / "missing.json")]):
+    for args in (
+        ["--users", "0"],
+        ["--skip", "nope"],
+        ["compare", str(tmp_path / "missing.json"), str(tmp_path / "missing.json")],
+    ):
         done = bench(args, db_url)
         assert done.returncode == 1
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
