@@ -136,6 +136,7 @@ class Replay:
         self.cool_steps = ceil_div(micros(policy.cooldown), micros(window.every))
         self.local_us = local_us
         self._next_open: dict[str, list[int]] = {}
+        self._next_quiet: dict[str, list[int]] = {}
         self.names = [r.name for r in policy.rules]
         self.held_out = [r.holdout_buckets > 0 for r in policy.rules]
         self.beats = [window.beat(k) for k in range(self.n)]
@@ -223,36 +224,84 @@ class Replay:
                 allowed = k + cool
         return Outcome(case, sent, due)
 
+    def next_quiet(self, timezone: str) -> list[int]:
+        """Per beat k, the first beat at or after k inside quiet hours in this zone (n: none)."""
+        if timezone not in self._next_quiet:
+            open_at = self.next_open(timezone)
+            out, nxt = [self.n] * (self.n + 1), self.n
+            for k in range(self.n - 1, -1, -1):
+                if open_at[k] != k:
+                    nxt = k
+                out[k] = nxt
+            self._next_quiet[timezone] = out
+        return self._next_quiet[timezone]
+
     def settle(self, cases: list[UserCase]) -> Iterator[Outcome]:
-        """Beat by beat: each beat's candidates in the scan's order (rules in configuration order;
-        within a rule, a full scan's walk), the first NUDGE_MAX_PER_SCAN decided, the rest held
-        as rate_limited and decided again from the next beat."""
-        cap = self.policy.max_per_scan
+        """Beat by beat, as the scans decide under NUDGE_MAX_PER_SCAN: each beat's due users in the
+        scan's order (rules in configuration order; within a rule, a full scan's walk: last active,
+        then user id), the first NUDGE_MAX_PER_SCAN decided, the rest held for the next beat.
+
+        A user's next decision waits on a timeline until its beat, then in a queue in the scan's
+        order until the budget reaches it. A user waiting in the queue is looked at again only when
+        their situation changes (quiet hours start, the lapse ends, an earlier rule's episode
+        becomes due: a wake-up on the timeline), never once per beat they wait."""
+        cap, n, cool = self.policy.max_per_scan, self.n, self.cool_steps
+        rules = self.policy.rules
         decided: list[dict[int, int]] = [{} for _ in cases]
         allowed = [c.allowed_k for c in cases]
-        heap: list[tuple[int, int, int, int, int, int]] = []
+        version = [0] * len(cases)
+        # (beat, user, version, rule, episode): the user's next decision (rule >= 0) or a wake-up (-1).
+        timeline: list[tuple[int, int, int, int, int]] = []
+        # (rule, walk, user id, user, episode, version): due users waiting for the budget.
+        queue: list[tuple[int, int, int, int, int, int]] = []
 
-        def push(ci: int, from_k: int, from_rule: int) -> None:
+        def schedule(ci: int, from_k: int, from_rule: int) -> None:
+            version[ci] += 1
             c = self.candidate(cases[ci], decided[ci], allowed[ci], from_k, from_rule)
             if c is not None:
-                k, rule, i = c
-                walk = 0 if self.policy.rules[rule].event_types else cases[ci].walk_at
-                heapq.heappush(heap, (k, rule, walk, cases[ci].user_id.int, ci, i))
+                heapq.heappush(timeline, (c[0], ci, version[ci], c[1], c[2]))
+
+        def enqueue(k: int, ci: int, rule: int, i: int) -> None:
+            case = cases[ci]
+            walk = 0 if rules[rule].event_types else case.walk_at
+            heapq.heappush(queue, (rule, walk, case.user_id.int, ci, i, version[ci]))
+            wake = min(case.episodes[i].end_k, self.next_quiet(case.timezone)[k])
+            for j, ep in enumerate(case.episodes):
+                if ep.rule < rule and k < ep.due_k < wake and j not in decided[ci] and not ep.decided_before:
+                    wake = ep.due_k
+            if wake < n:
+                heapq.heappush(timeline, (wake, ci, version[ci], -1, -1))
+
+        def arrivals(k: int) -> None:
+            while timeline and timeline[0][0] == k:
+                _, ci, ver, rule, i = heapq.heappop(timeline)
+                if ver != version[ci]:
+                    continue
+                if rule >= 0:
+                    enqueue(k, ci, rule, i)
+                else:
+                    schedule(ci, k, 0)  # woken: decide afresh from this beat
 
         for ci in range(len(cases)):
-            push(ci, 0, 0)
-        beat, budget = -1, cap
-        while heap:
-            k, rule, _, _, ci, i = heapq.heappop(heap)
-            if k != beat:
-                beat, budget = k, cap
-            if budget > 0:
+            schedule(ci, 0, 0)
+        k = -1
+        while timeline or queue:
+            k = k + 1 if queue else timeline[0][0]
+            if timeline and timeline[0][0] < k:
+                k = timeline[0][0]
+            if k >= n:
+                break  # the window is over; whoever still waits was held to its end
+            arrivals(k)
+            budget = cap
+            while queue and budget > 0:
+                rule, _, _, ci, i, ver = heapq.heappop(queue)
+                if ver != version[ci]:
+                    continue
                 budget -= 1
                 decided[ci][i] = k
-                allowed[ci] = k + self.cool_steps
-                push(ci, k, rule + 1)
-            else:
-                push(ci, k + 1, 0)
+                allowed[ci] = k + cool
+                schedule(ci, k, rule + 1)
+                arrivals(k)  # no cool-down: a later rule's episode may be due at this same beat
         for ci, case in enumerate(cases):
             yield self._outcome(case, decided[ci])
 
