@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +10,7 @@ from freezegun import freeze_time
 from events_schema.settings import NudgeRule, Settings
 from worker.clock import parse_instant
 from worker.scan.rules import select_rules
-from worker.scan.scanner import SKIP_REASONS, Decision, NudgeBudget, RuleSummary, ScanSummary
+from worker.scan.scanner import SKIP_REASONS, NudgeBudget, RuleSummary, ScanSummary
 from worker.scan.shards import Shard
 
 
@@ -51,25 +50,32 @@ def test_summary_totals_and_json_shape() -> None:
     assert "examined=6 due=4 nudged=2" in summary.log_line()
 
 
-def _decisions(*kinds: str) -> list[Decision]:
-    noon = datetime(2026, 3, 4, 12, tzinfo=UTC)
-    return [Decision("r", uuid.uuid4(), noon, "UTC", noon.time(), kind, None) for kind in kinds]
-
-
-def test_the_nudge_budget_defers_what_is_past_it_to_the_next_scan() -> None:
-    as_of = datetime(2026, 3, 4, 12, tzinfo=UTC)
-    budget = NudgeBudget(2)
-    first = budget.split(_decisions("nudge", "quiet_hours", "nudge", "nudge"), as_of)
-    assert [d.decision for d in first] == ["nudge", "quiet_hours", "nudge", "rate_limited"]
-    assert first[3].hold_until == as_of and budget.remaining == 0
-    budget.give_back(1)  # one of the two was already sent by another writer
-    assert [d.decision for d in budget.split(_decisions("nudge", "nudge"), as_of)] == ["nudge", "rate_limited"]
+def test_a_batch_takes_from_the_budget_what_it_wrote() -> None:
+    """The batch statement defers what is past the budget (as rate_limited) in the database;
+    between batches the scan keeps what is left: writes another writer had already made
+    (already_nudged) cost nothing, a dry run's would-be writes cost as writes."""
+    real = RuleSummary(rule="r", threshold_hours=48, mode="full")
+    written = real.add_batch(
+        {"nudge": 3, "withhold": 1, "quiet_hours": 1, "not_due": 2},
+        {"nudge_sent": 2, "nudge_withheld": 1},
+        dry_run=False,
+    )
+    assert written == 3
+    assert (real.examined, real.due, real.nudged, real.withheld) == (7, 5, 2, 1)
+    assert real.skipped["already_nudged"] == 1 and real.skipped["quiet_hours"] == 1
+    dry = RuleSummary(rule="r", threshold_hours=48, mode="full")
+    assert dry.add_batch({"nudge": 3, "withhold": 1, "rate_limited": 2}, {}, dry_run=True) == 4
+    assert (dry.nudged, dry.withheld, dry.skipped["rate_limited"], dry.skipped["already_nudged"]) == (3, 1, 2, 0)
+    budget = NudgeBudget(5)
+    budget.take(written)
+    assert budget.remaining == 2
+    unlimited = NudgeBudget(None)
+    unlimited.take(50)
+    assert unlimited.remaining is None
 
 
 def test_no_budget_limits_nothing_and_shards_share_the_cap() -> None:
-    as_of = datetime(2026, 3, 4, 12, tzinfo=UTC)
-    unlimited = NudgeBudget.for_scan(Settings(_env_file=None), None)
-    assert [d.decision for d in unlimited.split(_decisions(*["nudge"] * 50), as_of)] == ["nudge"] * 50
+    assert NudgeBudget.for_scan(Settings(_env_file=None), None).remaining is None
     capped = Settings(_env_file=None, nudge_max_per_scan=10)
     assert NudgeBudget.for_scan(capped, None).remaining == 10
     assert NudgeBudget.for_scan(capped, Shard(0, 3)).remaining == 4  # ceil(10 / 3)

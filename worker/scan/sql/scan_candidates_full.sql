@@ -23,11 +23,17 @@ from (
   (select u.user_id, coalesce(u.last_activity_at, u.signed_up_at) as last_active,
           u.signed_up_at, u.timezone, u.nudges_opt_out, u.last_activity_at
    from public.engagement_users u
-   where coalesce(u.last_activity_at, u.signed_up_at) > %(as_of)s
+   -- Last active after as_of, and after the keyset position, in one bound: (as_of, the
+   -- greatest uuid) while the first branch runs, the position once this one does. With two
+   -- bounds on the same column (one of them a row comparison) the index read started at the
+   -- lower one and walked every user due at as_of to reach none (900 buffers per batch at
+   -- 100k users).
+   where (coalesce(u.last_activity_at, u.signed_up_at), u.user_id)
+         > (case when %(after_at)s::timestamptz > %(as_of)s::timestamptz
+                 then %(after_at)s::timestamptz else %(as_of)s::timestamptz end,
+            case when %(after_at)s::timestamptz > %(as_of)s::timestamptz
+                 then %(after)s::uuid else 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid end)
      and u.last_activity_at > %(as_of)s  -- a sign-up after as_of alone: not due
-     and (coalesce(u.last_activity_at, u.signed_up_at), u.user_id)
-         > (coalesce(%(after_at)s::timestamptz, '-infinity'),
-            coalesce(%(after)s::uuid, '00000000-0000-0000-0000-000000000000'::uuid))
      -- The same shard filter: a user active after as_of belongs to one shard too.
      and (%(shards)s::int = 1
           or public.engagement_shard(u.user_id, %(shards)s::int) = %(shard)s::int)
