@@ -370,3 +370,18 @@ def test_the_command_folds(admin: psycopg.Connection, db_url: str) -> None:
     assert done.returncode == 0, done
     assert re.fullmatch(r"folded \d+ rows of the log's tail\n", done.stdout), done
     assert folded(admin, who)[1] == [("app_open", "2026-03-01 00:00:00+00")]
+
+
+def test_a_row_exactly_at_the_watermark_is_in_the_tail(admin: psycopg.Connection) -> None:
+    """The watermark is the oldest transaction still running when the fold read the log; its
+    rows are not folded yet, so the tail starts at the watermark itself. (The watermark is set by
+    hand here: a test cannot make its writer the oldest transaction of a shared server.)"""
+    who = user(admin)
+    fold(admin)
+    insert(admin, who, "2026-03-05T00:00Z")
+    position = admin.execute("select feed_xid from engagement_events where user_id = %s", (who,)).fetchone()[0]
+    admin.execute("update engagement_summary_fold set folded_below = %s", (position,))
+    assert merged(admin, who) == "2026-03-05 00:00:00+00"
+    assert drift(admin) == []
+    assert fold(admin) >= 1
+    assert folded(admin, who)[1] == [("app_open", "2026-03-05 00:00:00+00")]
