@@ -343,12 +343,12 @@ class _Shape(msgspec.Struct, forbid_unknown_fields=True):
     value: dict[str, Any] = {}
 
 
-_ENCODER = msgspec.json.Encoder()
+VALUE_ENCODER = msgspec.json.Encoder()
 # Output of msgspec's encoder that may differ from the reference's json.dumps, or hide a
 # refusal: floats it writes in another form (1e16 for 1e+16, 0.00001 for 1e-05), null (how it
 # writes NaN and Infinity, which a task's batch may hold), and \u0000. Strings and integers are
 # written byte for byte alike (held by tests/unit/ingest/test_import_fast_path.py).
-_REFERENCE_ONLY = re.compile(rb"[0-9][eE]|\.0000|null|\\u0000")
+REFERENCE_ONLY = re.compile(rb"[0-9][eE]|\.0000|null|\\u0000")
 
 
 def fast_validate(
@@ -375,10 +375,10 @@ def fast_validate(
         except ValueError:
             return None
     try:
-        text = _ENCODER.encode(shape.value)
+        text = VALUE_ENCODER.encode(shape.value)
     except (msgspec.EncodeError, UnicodeEncodeError):  # e.g. an unpaired surrogate
         return None
-    if _REFERENCE_ONLY.search(text) or value_size_refusal(len(text), rules):
+    if REFERENCE_ONLY.search(text) or value_size_refusal(len(text), rules):
         return None
     return ValidEvent(
         position=position,

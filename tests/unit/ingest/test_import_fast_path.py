@@ -134,7 +134,7 @@ def test_strings_and_integers_are_written_as_json_writes_them() -> None:
     every BMP character and more, as keys and values, and integers of any size."""
     text = "".join(chr(i) for i in range(0x10000) if not 0xD800 <= i < 0xE000) + "😀\U0010ffff"
     for value in ({text: text}, {"n": [0, -1, 2**63, -(2**64), 10**40]}, {"b": [True, False, {}, []]}):
-        assert rows_module._ENCODER.encode(value).decode() == _reference_text(value)
+        assert rows_module.VALUE_ENCODER.encode(value).decode() == _reference_text(value)
 
 
 def test_floats_written_otherwise_are_left_to_the_reference() -> None:
@@ -142,8 +142,8 @@ def test_floats_written_otherwise_are_left_to_the_reference() -> None:
     sends the row to the reference; where the guard lets it through, the text is json's."""
     through = 0
     for number in _floats():
-        fast = rows_module._ENCODER.encode({"f": number})
-        if not rows_module._REFERENCE_ONLY.search(fast):
+        fast = rows_module.VALUE_ENCODER.encode({"f": number})
+        if not rows_module.REFERENCE_ONLY.search(fast):
             through += 1
             assert fast.decode() == _reference_text({"f": number})
     assert through > 1000
