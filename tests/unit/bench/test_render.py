@@ -91,4 +91,4 @@ def test_compare_shows_every_row_before_and_after_with_the_change(tmp_path: Path
         "-",
         "-",
     ]
-    assert "after (B) : code ?, schema ?, machine: " in out and "[9.0, 9.0, 9.0] before" in out
+    assert "after (B) : " in out and ", machine: 2 CPUs" in out and "[9.0, 9.0, 9.0] before" in out
